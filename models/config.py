@@ -1,0 +1,97 @@
+"""Model presets: YAML → frozen ModelConfig."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from matrices.errors import HarnessError
+
+PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+ATTENTIONS = ("hstu", "softmax")
+LENGTH_DISTRIBUTIONS = ("lognormal", "uniform", "fixed")
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """How synthetic users are drawn: Zipf item popularity and jagged history lengths.
+
+    lengths: `lognormal` (median half the sequence, spread `length_sigma`), `uniform` in [min_length, seq_len],
+    or `fixed` (every history full).
+    """
+
+    zipf_alpha: float = 1.1
+    lengths: str = "lognormal"
+    length_sigma: float = 0.6
+    min_length: int = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    num_items: int
+    d_model: int
+    num_layers: int
+    num_heads: int
+    max_seq_len: int
+    attention: str
+    context_vocab: tuple[int, ...]
+    num_candidates: int
+    mlp_hidden: tuple[int, ...]
+    top_k: int
+    seed: int = 0
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.num_heads
+
+    @property
+    def num_features(self) -> int:
+        """Feature vectors entering the rank interaction: user state, pooled history, contexts, candidate."""
+        return 3 + len(self.context_vocab)
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that changes the weights or graph (cache keys use it)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _validate(cfg: ModelConfig) -> ModelConfig:
+    problems = []
+    if cfg.attention not in ATTENTIONS:
+        problems.append(f"attention={cfg.attention!r} is not one of {ATTENTIONS}")
+    if cfg.d_model % cfg.num_heads:
+        problems.append(f"d_model={cfg.d_model} is not divisible by num_heads={cfg.num_heads}")
+    if cfg.top_k > cfg.num_items - 1:
+        problems.append(f"top_k={cfg.top_k} is larger than the catalogue ({cfg.num_items - 1} items)")
+    if cfg.workload.lengths not in LENGTH_DISTRIBUTIONS:
+        problems.append(f"workload.lengths={cfg.workload.lengths!r} is not one of {LENGTH_DISTRIBUTIONS}")
+    if problems:
+        raise HarnessError(f"{PRESETS_FILE}: preset {cfg.name}: " + "; ".join(problems))
+    return cfg
+
+
+@lru_cache(maxsize=None)
+def presets() -> dict[str, ModelConfig]:
+    """Every preset in models/presets.yaml, by name."""
+    raw = yaml.safe_load(PRESETS_FILE.read_text())
+    out = {}
+    for name, spec in raw.items():
+        spec = dict(spec)
+        spec["workload"] = WorkloadConfig(**spec.get("workload", {}))
+        spec["context_vocab"] = tuple(spec["context_vocab"])
+        spec["mlp_hidden"] = tuple(spec["mlp_hidden"])
+        out[name] = _validate(ModelConfig(name=name, **spec))
+    return out
+
+
+def preset(name: str) -> ModelConfig:
+    """One preset by name; an unknown name lists the ones there are."""
+    table = presets()
+    if name not in table:
+        raise HarnessError(f"unknown model preset {name!r}; presets: {', '.join(table)}")
+    return table[name]

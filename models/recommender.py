@@ -1,0 +1,147 @@
+"""The generative recommender: a decoder over item-id histories with three phases.
+
+- prefill(ids, lengths) → top-k next items over the whole catalogue;
+- decode(new_ids, lengths, k_cache, v_cache) → one new item per user on a KV cache → top-k;
+- rank(ids, lengths, context, candidates) → candidate scores through a DLRM-style dot interaction + MLP.
+
+Histories are right-padded [B, S] with id 0 as padding; `lengths` [B] counts the real items. Every phase returns
+(scores [B, k], items [B, k]), best first. The interaction and the history pooling go through the `kernels`
+dispatch functions, so `kernel=` switches them between the torch reference and the Triton kernels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kernels.interaction import interaction
+from kernels.jagged_pooling import jagged_pooling
+from models.config import ModelConfig
+from models.layers import BLOCKS
+
+PHASE_INPUTS = {
+    "prefill": ("ids", "lengths"),
+    "decode": ("new_ids", "lengths", "k_cache", "v_cache"),
+    "rank": ("ids", "lengths", "context", "candidates"),
+}
+PHASE_OUTPUTS = ("scores", "items")
+
+
+def padded_to_jagged(ids: torch.Tensor, lengths: torch.Tensor):
+    """Right-padded [B, S] ids → (values [B*S], offsets [B+1]) with the real items packed at the front.
+
+    Static shapes only (scatter instead of boolean indexing), so it exports, compiles and graph-captures; the
+    tail of `values` past offsets[-1] is padding that no row's segment covers.
+    """
+    b, s = ids.shape
+    offsets = F.pad(torch.cumsum(lengths, 0), (1, 0))
+    pos = torch.arange(s, device=ids.device).unsqueeze(0)
+    valid = pos < lengths.unsqueeze(1)
+    dest = torch.where(valid, offsets[:-1].unsqueeze(1) + pos, torch.full_like(ids, b * s))
+    packed = torch.zeros(b * s + 1, dtype=ids.dtype, device=ids.device)
+    packed = packed.scatter(0, dest.reshape(-1), ids.reshape(-1))
+    return packed[: b * s], offsets
+
+
+class GenerativeRecommender(nn.Module):
+    """Seeded, deterministic: the same preset always builds the same weights."""
+
+    def __init__(self, cfg: ModelConfig, kernel: str = "torch"):
+        super().__init__()
+        self.cfg, self.kernel = cfg, kernel
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            d = cfg.d_model
+            self.item_emb = nn.Embedding(cfg.num_items, d, padding_idx=0)
+            nn.init.normal_(self.item_emb.weight, std=d ** -0.5)
+            with torch.no_grad():
+                self.item_emb.weight[0].zero_()
+            # One more position than the longest history: a decode step writes at position `length`.
+            self.pos_emb = nn.Embedding(cfg.max_seq_len + 1, d)
+            nn.init.normal_(self.pos_emb.weight, std=0.02)
+            self.blocks = nn.ModuleList(BLOCKS[cfg.attention](d, cfg.num_heads) for _ in range(cfg.num_layers))
+            self.norm_out = nn.LayerNorm(d)
+            self.context_emb = nn.ModuleList(nn.Embedding(v, d) for v in cfg.context_vocab)
+            width = d + cfg.num_features * (cfg.num_features - 1) // 2
+            layers: list[nn.Module] = []
+            for hidden in cfg.mlp_hidden:
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            self.rank_mlp = nn.Sequential(*layers, nn.Linear(width, 1))
+        self.eval()
+
+    # ------------------------------------------------------------------ encoder
+
+    def _encode(self, ids, lengths):
+        """Full causal pass over padded histories → (last real hidden state [B, d], keys, values per layer)."""
+        b, s = ids.shape
+        pos = torch.arange(s, device=ids.device)
+        x = self.item_emb(ids) + self.pos_emb(pos).unsqueeze(0)
+        mask = (pos.unsqueeze(0) <= pos.unsqueeze(1)).view(1, 1, s, s)
+        count = (pos + 1).to(x.dtype).view(1, 1, s, 1)
+        keys, values = [], []
+        for block in self.blocks:
+            x, k, v = block(x, mask, count)
+            keys.append(k)
+            values.append(v)
+        last = (lengths - 1).clamp(min=0).view(b, 1, 1).expand(b, 1, x.shape[-1])
+        return self.norm_out(x.gather(1, last).squeeze(1)), keys, values
+
+    def _top_k_catalogue(self, state):
+        # Item 0 is padding: score only the real catalogue, then shift indices back to item ids.
+        logits = state @ self.item_emb.weight[1:].t()
+        scores, idx = torch.topk(logits, self.cfg.top_k, dim=-1)
+        return scores, idx + 1
+
+    # ------------------------------------------------------------------ phases
+
+    def prefill(self, ids, lengths):
+        state, _, _ = self._encode(ids, lengths)
+        return self._top_k_catalogue(state)
+
+    def build_cache(self, ids, lengths):
+        """KV cache of a history: ([L, B, H, S, dh], [L, B, H, S, dh]); positions ≥ length are never read."""
+        _, keys, values = self._encode(ids, lengths)
+        return torch.stack(keys), torch.stack(values)
+
+    def decode(self, new_ids, lengths, k_cache, v_cache):
+        b, s = k_cache.shape[1], k_cache.shape[3]
+        x = (self.item_emb(new_ids) + self.pos_emb(lengths)).unsqueeze(1)
+        pos = torch.arange(s + 1, device=new_ids.device).unsqueeze(0)
+        # The new item sees the cached history (positions < length) and itself (the appended slot s).
+        mask = ((pos < lengths.unsqueeze(1)) | (pos == s)).view(b, 1, 1, s + 1)
+        count = (lengths + 1).to(x.dtype).view(b, 1, 1, 1)
+        for layer, block in enumerate(self.blocks):
+            x, _, _ = block(x, mask, count, k_cache[layer], v_cache[layer])
+        return self._top_k_catalogue(self.norm_out(x.squeeze(1)))
+
+    def rank(self, ids, lengths, context, candidates):
+        b, c = candidates.shape
+        state, _, _ = self._encode(ids, lengths)
+        values, offsets = padded_to_jagged(ids, lengths)
+        pooled = jagged_pooling(values, offsets, self.item_emb.weight, mode="mean", kernel=self.kernel)
+        contexts = [emb(context[:, i]) for i, emb in enumerate(self.context_emb)]
+        shared = torch.stack([state, pooled.to(state.dtype), *contexts], dim=1)  # [B, F-1, d]
+        cand = self.item_emb(candidates)  # [B, C, d]
+        features = torch.cat([shared.unsqueeze(1).expand(b, c, *shared.shape[1:]), cand.unsqueeze(2)], dim=2)
+        flat = features.reshape(b * c, features.shape[2], features.shape[3])
+        z = interaction(flat, dense=cand.reshape(b * c, -1), kernel=self.kernel)
+        logits = self.rank_mlp(z).view(b, c)
+        scores, idx = torch.topk(logits, min(self.cfg.top_k, c), dim=-1)
+        return scores, candidates.gather(1, idx)
+
+    def run_phase(self, phase: str, *inputs):
+        return getattr(self, phase)(*inputs)
+
+
+class PhaseModule(nn.Module):
+    """One phase as a plain `forward(*inputs)`: what torch.compile, CUDA graphs and ONNX export take."""
+
+    def __init__(self, model: GenerativeRecommender, phase: str):
+        super().__init__()
+        if phase not in PHASE_INPUTS:
+            raise ValueError(f"unknown phase {phase!r}; phases: {', '.join(PHASE_INPUTS)}")
+        self.model, self.phase = model, phase
+
+    def forward(self, *inputs):
+        return getattr(self.model, self.phase)(*inputs)
