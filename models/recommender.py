@@ -10,8 +10,9 @@ dispatch functions, so `kernel=` switches them between the torch reference and t
 """
 from __future__ import annotations
 
+import copy
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kernels.interaction import interaction
@@ -28,16 +29,18 @@ PHASE_OUTPUTS = ("scores", "items")
 
 
 def padded_to_jagged(ids: torch.Tensor, lengths: torch.Tensor):
-    """Right-padded [B, S] ids → (values [B*S], offsets [B+1]) with the real items packed at the front.
+    """Right-padded [B, S] ids → (values [B*S], offsets [B+2]) with the real items packed at the front.
 
-    Static shapes only (scatter instead of boolean indexing), so it exports, compiles and graph-captures; the
-    tail of `values` past offsets[-1] is padding that no row's segment covers.
+    Static shapes only (scatter instead of boolean indexing), so it exports, compiles and graph-captures. The
+    padding left over at the tail of `values` becomes one extra last row (offsets[-1] = B*S, as the jagged
+    contract wants); callers drop that row's pooled result.
     """
     b, s = ids.shape
-    offsets = F.pad(torch.cumsum(lengths, 0), (1, 0))
+    ends = torch.cumsum(lengths, 0)
+    offsets = torch.cat([torch.zeros_like(ends[:1]), ends, torch.full_like(ends[:1], b * s)])
     pos = torch.arange(s, device=ids.device).unsqueeze(0)
     valid = pos < lengths.unsqueeze(1)
-    dest = torch.where(valid, offsets[:-1].unsqueeze(1) + pos, torch.full_like(ids, b * s))
+    dest = torch.where(valid, offsets[:b].unsqueeze(1) + pos, torch.full_like(ids, b * s))
     packed = torch.zeros(b * s + 1, dtype=ids.dtype, device=ids.device)
     packed = packed.scatter(0, dest.reshape(-1), ids.reshape(-1))
     return packed[: b * s], offsets
@@ -48,7 +51,7 @@ class GenerativeRecommender(nn.Module):
 
     def __init__(self, cfg: ModelConfig, kernel: str = "torch"):
         super().__init__()
-        self.cfg, self.kernel = cfg, kernel
+        self.cfg, self.kernel, self.top_k = cfg, kernel, cfg.top_k
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             d = cfg.d_model
@@ -90,7 +93,7 @@ class GenerativeRecommender(nn.Module):
     def _top_k_catalogue(self, state):
         # Item 0 is padding: score only the real catalogue, then shift indices back to item ids.
         logits = state @ self.item_emb.weight[1:].t()
-        scores, idx = torch.topk(logits, self.cfg.top_k, dim=-1)
+        scores, idx = torch.topk(logits, self.top_k, dim=-1)
         return scores, idx + 1
 
     # ------------------------------------------------------------------ phases
@@ -119,7 +122,7 @@ class GenerativeRecommender(nn.Module):
         b, c = candidates.shape
         state, _, _ = self._encode(ids, lengths)
         values, offsets = padded_to_jagged(ids, lengths)
-        pooled = jagged_pooling(values, offsets, self.item_emb.weight, mode="mean", kernel=self.kernel)
+        pooled = jagged_pooling(values, offsets, self.item_emb.weight, mode="mean", kernel=self.kernel)[:b]
         contexts = [emb(context[:, i]) for i, emb in enumerate(self.context_emb)]
         shared = torch.stack([state, pooled.to(state.dtype), *contexts], dim=1)  # [B, F-1, d]
         cand = self.item_emb(candidates)  # [B, C, d]
@@ -127,11 +130,15 @@ class GenerativeRecommender(nn.Module):
         flat = features.reshape(b * c, features.shape[2], features.shape[3])
         z = interaction(flat, dense=cand.reshape(b * c, -1), kernel=self.kernel)
         logits = self.rank_mlp(z).view(b, c)
-        scores, idx = torch.topk(logits, min(self.cfg.top_k, c), dim=-1)
+        scores, idx = torch.topk(logits, min(self.top_k, c), dim=-1)
         return scores, candidates.gather(1, idx)
 
-    def run_phase(self, phase: str, *inputs):
-        return getattr(self, phase)(*inputs)
+    def variant(self, *, top_k: int | None = None, kernel: str | None = None) -> "GenerativeRecommender":
+        """The same weights (shared, not copied) with another k or kernel: the oracle's wide-k reference."""
+        clone = copy.copy(self)
+        clone.top_k = self.top_k if top_k is None else top_k
+        clone.kernel = self.kernel if kernel is None else kernel
+        return clone
 
 
 class PhaseModule(nn.Module):

@@ -1,0 +1,99 @@
+"""The backend contract: a Backend prepares a cell once into a Session; a Session hands out the zero-argument
+closure that is the only thing timed.
+
+Template methods keep the checks in one place: `prepare()` checks availability, mode and precision, then calls
+`prepare_impl()`; failures come back as one-line errors prefixed by the backend's name.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from matrices.cells import PRECISIONS, Cell
+from matrices.errors import BackendError, BackendUnavailable, HarnessError
+
+TIMERS = ("cuda_event", "sync_clock", "host_clock")
+
+
+class Session(abc.ABC):
+    """A prepared cell. Use as a context manager so GPU memory, engines and servers are always released.
+
+    timer says how the bench must time it:
+    - `cuda_event`: work is on torch's current CUDA stream; CUDA events around the closure, then synchronise;
+    - `sync_clock`: device work on some other stream (ONNX Runtime, a server): clock, run, synchronize, clock;
+    - `host_clock`: the closure returns when its work is done (CPU backends, blocking clients).
+    """
+
+    timer: ClassVar[str] = "host_clock"
+    device: str = "cpu"
+
+    @abc.abstractmethod
+    def runner(self, drawn: dict[str, torch.Tensor]) -> Callable[[], Any]:
+        """Move `drawn` inputs where they need to be and return the closure to time (setup stays out of it)."""
+
+    def fetch(self, result: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The closure's result as CPU (scores, items) tensors for the oracle; never called inside timing."""
+        scores, items = result
+        return torch.as_tensor(scores).detach().float().cpu(), torch.as_tensor(items).detach().long().cpu()
+
+    def synchronize(self) -> None:
+        """Wait for all device work this session issued (no-op on CPU)."""
+
+    def info(self) -> dict:
+        """What the record should say about how this session runs (providers, options, precision policy)."""
+        return {}
+
+    def close(self) -> None:
+        """Release what prepare took."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Backend(abc.ABC):
+    """A way of running the model. Subclasses set `name` and implement `prepare_impl`.
+
+    availability() answers (ok, reason) without raising, so the plugin can turn a missing library or device into
+    a skip with its reason; heavy optional libraries are imported inside it and inside prepare_impl only.
+    """
+
+    name: ClassVar[str]
+    modes: ClassVar[tuple[str, ...]] = ("eager",)
+    precisions: ClassVar[tuple[str, ...]] = PRECISIONS
+    # Where its work runs: the memory probe watches this device (NVML, allocator) for the whole cell.
+    device: ClassVar[str] = "cpu"
+
+    def availability(self) -> tuple[bool, str]:
+        return True, ""
+
+    def prepare(self, model: torch.nn.Module, cell: Cell) -> Session:
+        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError."""
+        ok, reason = self.availability()
+        if not ok:
+            raise BackendUnavailable(self.name, reason)
+        if cell.backend != self.name:
+            raise BackendError(f"{self.name} | was asked to prepare a {cell.backend} cell ({cell.id})")
+        if cell.mode not in self.modes:
+            raise BackendError(f"{self.name} | mode {cell.mode!r} is not supported; modes: {', '.join(self.modes)}")
+        if cell.precision not in self.precisions:
+            raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
+                               f"precisions: {', '.join(self.precisions)}")
+        try:
+            session = self.prepare_impl(model, cell)
+        except HarnessError:
+            raise
+        except Exception as exc:  # a library's own error: keep its words, say whose it is
+            raise BackendError(f"{self.name} | preparing {cell.id} failed: {type(exc).__name__}: {exc}") from exc
+        if session.timer not in TIMERS:
+            raise BackendError(f"{self.name} | session timer {session.timer!r} is not one of {TIMERS}")
+        return session
+
+    @abc.abstractmethod
+    def prepare_impl(self, model: torch.nn.Module, cell: Cell) -> Session:
+        """Build the session (compile, export, build an engine, start a server)."""

@@ -1,0 +1,69 @@
+"""Backend registry: a decorator that refuses duplicates, lookups that list what exists on a miss, and
+third-party backends through the `genrec_bench.backends` entry-point group."""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Callable
+
+from backends.base import Backend
+from matrices.errors import RegistryError
+
+ENTRY_POINT_GROUP = "genrec_bench.backends"
+_REGISTRY: dict[str, type[Backend]] = {}
+_entry_points_loaded = False
+
+
+def register_backend(cls: type[Backend]) -> type[Backend]:
+    """Class decorator: `@register_backend class OrtCpu(Backend): name = "ort-cpu"`."""
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise RegistryError(f"Backend class {cls.__qualname__} has no `name`; set a class attribute name = '...'")
+    if name in _REGISTRY and _REGISTRY[name] is not cls:
+        raise RegistryError(f"Backend {name} already exists ({_REGISTRY[name].__module__}."
+                            f"{_REGISTRY[name].__qualname__}); choose another name.")
+    _REGISTRY[name] = cls
+    return cls
+
+
+def unregister_backend(name: str) -> None:
+    """Remove a backend (tests use it to keep the registry as they found it)."""
+    _REGISTRY.pop(name, None)
+
+
+def load_entry_points() -> list[str]:
+    """Import third-party backends once; each entry point names a Backend subclass (registering it is ours)."""
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return []
+    _entry_points_loaded = True
+    loaded = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        cls = ep.load()
+        if not (isinstance(cls, type) and issubclass(cls, Backend)):
+            raise RegistryError(f"entry point {ep.name} = {ep.value} in group {ENTRY_POINT_GROUP} is not a Backend "
+                                f"subclass; point it at the class")
+        if _REGISTRY.get(cls.name) is not cls:
+            register_backend(cls)
+        loaded.append(cls.name)
+    return loaded
+
+
+def backend_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    """A fresh instance of the backend called `name`."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise RegistryError(f"unknown backend {name!r}; registered: {', '.join(backend_names()) or 'none'}") from None
+
+
+def backend_modes() -> dict[str, tuple[str, ...]]:
+    """name → modes, what the matrix loader validates against."""
+    return {name: cls.modes for name, cls in sorted(_REGISTRY.items())}
+
+
+def registered() -> dict[str, Callable[[], Backend]]:
+    return dict(_REGISTRY)

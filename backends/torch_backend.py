@@ -1,0 +1,103 @@
+"""torch backends: `torch-cpu` (eager, compile) and `torch-cuda` (eager, compile, cudagraph).
+
+Precision policy — weights cast, not autocast: the model's parameters and float inputs (the decode KV cache)
+are cast to the cell's dtype and every op runs in it, as an exported fp16/bf16 engine would. Autocast would
+keep some ops in fp32 and blur what the precision axis compares. (LayerNorm and softmax kernels on CUDA still
+accumulate in fp32 internally, as torch does for half inputs.)
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from backends.base import Backend, Session
+from backends.registry import register_backend
+from matrices.cells import Cell
+from models.inputs import phase_inputs
+from models.recommender import PhaseModule
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class TorchSession(Session):
+    def __init__(self, model: torch.nn.Module, cell: Cell, device: str):
+        self.cell, self.device = cell, device
+        self.dtype = DTYPES[cell.precision]
+        self.model = copy.deepcopy(model).to(device=device, dtype=self.dtype).eval()
+        module = PhaseModule(self.model, cell.phase)
+        # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would run.
+        self.forward = torch.compile(module, dynamic=False) if cell.mode == "compile" else module
+        self.timer = "cuda_event" if device.startswith("cuda") else "host_clock"
+        self._graph = None
+
+    def runner(self, drawn):
+        inputs = phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype)
+        forward = self.forward
+
+        @torch.inference_mode()
+        def run():
+            return forward(*inputs)
+
+        if self.cell.mode != "cudagraph":
+            return run
+        return self._capture(run)
+
+    def _capture(self, run):
+        # Warm up on a side stream (allocator pools, cuBLAS handles), then capture one call; replays reuse the
+        # captured input and output buffers, which is what the closure returns.
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = run()
+        self._graph = graph
+
+        def replay():
+            graph.replay()
+            return static_out
+
+        return replay
+
+    def synchronize(self):
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+
+    def info(self):
+        return {"precision_policy": "weights cast (model.to(dtype)), no autocast",
+                "mode": self.cell.mode, "device": self.device,
+                "compile": {"dynamic": False, "backend": "inductor"} if self.cell.mode == "compile" else None}
+
+    def close(self):
+        self._graph = None
+        self.model = self.forward = None
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+@register_backend
+class TorchCPU(Backend):
+    name = "torch-cpu"
+    modes = ("eager", "compile")
+
+    def prepare_impl(self, model, cell):
+        return TorchSession(model, cell, "cpu")
+
+
+@register_backend
+class TorchCUDA(Backend):
+    name = "torch-cuda"
+    modes = ("eager", "compile", "cudagraph")
+    device = "cuda:0"
+
+    def availability(self):
+        if not torch.cuda.is_available():
+            return False, f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
+        return True, ""
+
+    def prepare_impl(self, model, cell):
+        return TorchSession(model, cell, self.device)

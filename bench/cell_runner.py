@@ -1,0 +1,62 @@
+"""One cell from start to record: draw inputs → prepare → run once → oracle → time → memory → extra_info.
+
+The oracle's verdict is raised only after the timing and the record are written, so a wrong cell still leaves
+its numbers in the JSON (marked `numerics.passed: false`).
+"""
+from __future__ import annotations
+
+from backends import get_backend
+from bench.env import environment
+from bench.memory import MemoryProbe
+from bench.oracle import compare, tolerance_for
+from bench.record import build_record
+from bench.reference import model_for, reference_topk
+from bench.stats import bootstrap_ci, summarize, throughput
+from bench.timing import time_closure
+from matrices.cells import Cell
+from matrices.errors import BackendUnavailable, OracleMismatch
+from matrices.loader import Matrix
+from models import draw, preset
+
+INPUT_SEED = 1234
+
+
+def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
+    """Measure `cell` into `benchmark.extra_info`; raises OracleMismatch after recording a wrong answer."""
+    cfg = preset(cell.model)
+    drawn = draw(cfg, cell.phase, cell.batch, cell.seq_len, seed=INPUT_SEED)
+    ref_scores, ref_items = reference_topk(cell.model, cell.phase, drawn)
+    backend = get_backend(cell.backend)
+    ok, reason = backend.availability()
+    if not ok:
+        raise BackendUnavailable(cell.backend, reason)
+    device = "cpu"
+    with MemoryProbe(backend.device) as probe:
+        with backend.prepare(model_for(cell.model, cell.kernel), cell) as session:
+            device = session.device
+            run = session.runner(drawn)
+            first = run()
+            session.synchronize()
+            scores, items = session.fetch(first)
+            numerics = compare(ref_scores, ref_items, scores, items, tolerance_for(cell.precision, matrix.tolerance))
+            timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
+            backend_info = session.info()
+    latency = summarize(timed.samples_ms)
+    latency["p50_ci95"] = list(bootstrap_ci(timed.samples_ms))
+    mean_history = float(drawn["lengths"].float().mean())
+    record = build_record(
+        cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},
+        latency_ms=latency,
+        throughput={"sequences_per_s": throughput(cell.batch, latency["p50"]),
+                    "history_items_per_s": throughput(int(drawn["lengths"].sum()), latency["p50"])},
+        timer=timed.record(),
+        memory=probe.result(),
+        numerics=numerics.as_dict(),
+        env=environment(device),
+        backend={"name": cell.backend, **backend_info},
+    )
+    benchmark.extra_info.update(record)
+    if not numerics.passed:
+        raise OracleMismatch(f"{cell.id}: outputs disagree with the fp32 reference: {numerics.message}")
+    return record
+

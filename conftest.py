@@ -1,0 +1,108 @@
+"""The genrec-bench pytest plugin.
+
+- `--matrix PATH` (default matrices/smoke.yaml) is loaded and validated at start-up; a bad file stops the run
+  with one line naming file, line and field.
+- bench/ tests that take the `cell` fixture are parametrized with one test per cell, ids that read like the cell;
+  excluded cells and unavailable backends become skips carrying their reason.
+- Hypothesis settings profiles are registered here, once: `ci` (default) and `nightly`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).parent
+DEFAULT_MATRIX = "matrices/smoke.yaml"
+
+settings.register_profile(
+    "ci", derandomize=True, max_examples=25, deadline=None, database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "nightly", max_examples=2000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("GENREC_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("genrec-bench", "genrec-bench matrix")
+    group.addoption("--matrix", default=None, metavar="PATH",
+                    help=f"matrix YAML whose cells parametrize bench/ (default: {DEFAULT_MATRIX})")
+    group.addoption("--matrix-backends", default=None, metavar="PATTERNS",
+                    help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; run on the GPU machine")
+    from backends import backend_modes, load_entry_points
+    from kernels.interaction import KERNELS
+    from matrices import HarnessError, Known, load_matrix
+    from models import presets
+
+    try:
+        load_entry_points()
+        known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
+        path = config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX)
+        config._genrec_matrix = load_matrix(path, known)
+        config._genrec_known = known
+    except HarnessError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def _backend_filter(config):
+    raw = config.getoption("--matrix-backends")
+    patterns = [p.strip() for p in raw.split(",") if p.strip()] if raw else []
+    return lambda name: not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def pytest_generate_tests(metafunc):
+    if "cell" not in metafunc.fixturenames:
+        return
+    from backends import get_backend
+    from models import preset
+
+    config = metafunc.config
+    matrix, keep = config._genrec_matrix, _backend_filter(config)
+    availability: dict[str, tuple[bool, str]] = {}
+    params = []
+    for cell, excluded in matrix.cells(config._genrec_known):
+        if not keep(cell.backend):
+            continue
+        if cell.backend not in availability:
+            availability[cell.backend] = get_backend(cell.backend).availability()
+        ok, why = availability[cell.backend]
+        limit = preset(cell.model).max_seq_len
+        reason = (excluded
+                  or (None if ok else f"{cell.backend} unavailable: {why}")
+                  or (f"seq_len {cell.seq_len} exceeds {cell.model}'s max_seq_len {limit}"
+                      if cell.seq_len > limit else None))
+        marks = [pytest.mark.skip(reason=reason)] if reason else []
+        marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}"))
+        params.append(pytest.param(cell, id=cell.id, marks=marks))
+    metafunc.parametrize("cell", params)
+
+
+@pytest.fixture
+def matrix(request):
+    """The loaded Matrix (timing, tolerances, extra sections)."""
+    return request.config._genrec_matrix
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    from bench.env import environment
+
+    import torch
+
+    machine_info["genrec"] = environment("cuda:0" if torch.cuda.is_available() else "cpu")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    matrix = getattr(config, "_genrec_matrix", None)
+    out = config.getoption("benchmark_json", None)
+    if matrix is not None and out is not None and terminalreporter.stats.get("passed"):
+        name = getattr(out, "name", out)
+        terminalreporter.write_line(f"genrec-bench: matrix {matrix.path} → {name}; "
+                                    f"summary: python -m reports summary {name}")
