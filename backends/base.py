@@ -45,6 +45,11 @@ class Session(abc.ABC):
         """What the record should say about how this session runs (providers, options, precision policy)."""
         return {}
 
+    def extra_records(self, matrix) -> dict:
+        """Further measurements after the per-call timing, as record sections (e.g. `{"serving": {...}}` for a
+        concurrency sweep); called once, outside the timed region. `matrix` gives access to its sections."""
+        return {}
+
     def close(self) -> None:
         """Release what prepare took."""
 

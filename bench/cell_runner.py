@@ -41,6 +41,7 @@ def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
             numerics = compare(ref_scores, ref_items, scores, items, tolerance_for(cell.precision, matrix.tolerance))
             timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
             backend_info = session.info()
+            extra = session.extra_records(matrix)
     latency = summarize(timed.samples_ms)
     latency["p50_ci95"] = list(bootstrap_ci(timed.samples_ms))
     mean_history = float(drawn["lengths"].float().mean())
@@ -54,6 +55,7 @@ def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
         numerics=numerics.as_dict(),
         env=environment(device),
         backend={"name": cell.backend, **backend_info},
+        **extra,
     )
     benchmark.extra_info.update(record)
     if not numerics.passed:
