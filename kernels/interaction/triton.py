@@ -25,6 +25,14 @@ GPU_CONFIGS = [
 # one; ROWS=2 keeps the row-tail masking exercised on CPU.
 INTERPRETER_CONFIGS = [triton.Config({"ROWS": 2}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
+# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS.
+SWEEP_CONFIGS = [
+    triton.Config({"ROWS": rows}, num_warps=warps, num_stages=stages)
+    for rows, warps, stages in (
+        (1, 2, 1), (1, 4, 1), (1, 8, 1), (2, 2, 1), (2, 4, 1), (2, 8, 1),
+        (4, 4, 1), (4, 8, 1), (8, 4, 1), (8, 8, 1), (1, 4, 2), (2, 4, 2), (4, 4, 2),
+    )
+]
 
 
 @triton.jit
@@ -75,8 +83,9 @@ def launch_params(x: torch.Tensor) -> dict:
     """The compile-time parameters for x: tile sizes (≥ 16, the GPU's minimum dot size) and dot precision."""
     _, features, dim = x.shape
     block_f = max(16, triton.next_power_of_2(features))
-    # Cap the tile at 8k elements so wide F does not spill registers.
-    block_k = max(16, min(triton.next_power_of_2(dim), 128, 8192 // block_f))
+    # Two K tiles only (64 or 128), so autotune keys stay few; capped at 8k elements so wide F does not
+    # spill registers. Masked loads make any D work with either.
+    block_k = max(16, min(64 if dim <= 64 else 128, 8192 // block_f))
     if interpreting():
         upcast, precision = True, "ieee"  # exact fp32 on CPU
     elif x.dtype == torch.float32:

@@ -22,6 +22,14 @@ GPU_CONFIGS = [
 # One config in the interpreter: it cannot benchmark, and all configs compute the same thing.
 INTERPRETER_CONFIGS = [triton.Config({"BLOCK_N": 16}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
+# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS.
+SWEEP_CONFIGS = [
+    triton.Config({"BLOCK_N": n}, num_warps=w, num_stages=s)
+    for n, w, s in (
+        (8, 2, 2), (16, 2, 2), (16, 4, 1), (16, 4, 2), (16, 4, 3), (32, 4, 1), (32, 4, 2), (32, 4, 3),
+        (32, 8, 2), (64, 4, 2), (64, 8, 2), (64, 8, 3), (128, 8, 2),
+    )
+]
 
 
 @triton.jit
@@ -85,7 +93,7 @@ def jagged_pooling_triton(
     out = torch.empty(rows, dim, dtype=table.dtype, device=table.device)
     if rows <= 0 or dim == 0:
         return out.zero_()
-    block_d = min(triton.next_power_of_2(dim), 128)
+    block_d = 64 if dim <= 64 else 128  # two tiles only, so autotune keys stay few; columns are masked
     grid = (rows, triton.cdiv(dim, block_d))
     args = (values, offsets, table, out, dim, table.stride(0))
     params = {"MEAN": mode == "mean", "BLOCK_D": block_d}
