@@ -50,7 +50,7 @@ def compare(ref_scores: torch.Tensor, ref_items: torch.Tensor, scores: torch.Ten
     if ref_scores.shape[1] < k or scores.shape != items.shape or ref_scores.shape[0] != scores.shape[0]:
         raise ValueError(f"oracle shapes do not line up: reference {tuple(ref_scores.shape)}, "
                          f"cell scores {tuple(scores.shape)}, items {tuple(items.shape)}")
-    ref_scores, scores = ref_scores.double(), scores.double()
+    ref_scores, scores = ref_scores.detach().double(), scores.detach().double()
     if not torch.isfinite(scores).all():
         bad = int((~torch.isfinite(scores)).sum())
         return _verdict(reference, float("nan"), float("nan"), 0.0, tolerance,

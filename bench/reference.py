@@ -21,9 +21,23 @@ def model_for(name: str, kernel: str):
     return cached_model(name).variant(kernel=kernel)
 
 
-@torch.inference_mode()
+_last: dict = {}
+
+
 def reference_topk(name: str, phase: str, drawn: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fp32 CPU torch model on the same inputs, with a wider top-k: (scores, items) [B, K]."""
+    """The fp32 CPU torch model on the same inputs, with a wider top-k: (scores, items) [B, K].
+
+    The last answer is kept: the matrix runs all cells of one shape in a row, and at GPU scale the CPU
+    reference costs more than the cells it checks."""
+    key = (name, phase, tuple((k, tuple(v.shape), hash(v.numpy().tobytes())) for k, v in sorted(drawn.items())))
+    if key not in _last:
+        _last.clear()
+        _last[key] = _compute_reference(name, phase, drawn)
+    return _last[key]
+
+
+@torch.inference_mode()
+def _compute_reference(name: str, phase: str, drawn: dict) -> tuple[torch.Tensor, torch.Tensor]:
     base = cached_model(name)
     cfg = preset(name)
     wide = min(cfg.num_items - 1, REFERENCE_WIDTH * cfg.top_k)

@@ -71,9 +71,14 @@ class Matrix:
         return list(out.items())
 
 
+# Cells that share inputs and a reference (model, phase, shape) are generated next to each other, so the
+# oracle's fp32 reference is computed once for all backends, modes and precisions of a shape.
+RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision")
+
+
 def _product(axes: Mapping[str, tuple], known: Known):
-    for values in itertools.product(*(axes[a] for a in AXES)):
-        cell = Cell(**dict(zip(AXES, values)))
+    for values in itertools.product(*(axes[a] for a in RUN_ORDER)):
+        cell = Cell(**dict(zip(RUN_ORDER, values)))
         # A mode only applies to backends that have it (ORT has no `compile`): those pairs are not cells.
         if cell.mode in known.backends.get(cell.backend, ()):
             yield cell

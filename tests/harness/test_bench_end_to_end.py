@@ -1,0 +1,71 @@
+"""The bench for real on CPU: every record validates against the schema, the summary reads it, and a cell that
+fails the oracle still leaves its numbers in the JSON."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+
+from bench.record import schema
+from reports.__main__ import main as reports_main
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = """\
+name: e2e
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32, bf16], batch: [2], seq_len: [16],
+       phase: [prefill, decode, rank]}
+timing: {warmup_rounds: 1, rounds: 5, min_rounds: 3, max_time_s: 0.2}
+"""
+
+
+def run_bench(tmp_path, matrix_text, *extra):
+    matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
+    matrix.write_text(matrix_text)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/", "-q", "-p", "no:cacheprovider",
+                           "--matrix", str(matrix), "--benchmark-json", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return proc, (json.loads(out.read_text()) if out.exists() else None)
+
+
+def test_records_validate_and_summarize(tmp_path, capsys):
+    proc, doc = run_bench(tmp_path, MATRIX)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(doc["benchmarks"]) == 6
+    for bench in doc["benchmarks"]:
+        record = bench["extra_info"]
+        jsonschema.validate(record, schema())
+        assert bench["name"] == f"test_cell[{record['cell']['id']}]"
+        assert record["numerics"]["passed"] is True
+        assert record["timer"]["method"] == "host_clock"
+        assert record["latency_ms"]["n"] == record["timer"]["rounds"] == bench["stats"]["rounds"]
+        assert record["latency_ms"]["p50"] <= record["latency_ms"]["p99"]
+        assert record["memory"]["host_peak_rss_mb"] > 0 and record["memory"]["device_used_peak_mb"] is None
+        assert record["env"]["libraries"]["torch"]
+    assert "genrec" in doc["machine_info"]
+    assert reports_main(["summary", str(tmp_path / "out.json")]) == 0
+    table = capsys.readouterr().out
+    assert "tiny-torch-cpu-bf16-b2-s16-rank" in table and "6 cells on" in table
+
+
+def test_an_oracle_failure_fails_the_cell_but_keeps_its_numbers(tmp_path):
+    impossible = MATRIX + "tolerance: {bf16: {max_rel_err: 0.0}}\n"
+    proc, doc = run_bench(tmp_path, impossible, "-k", "prefill")
+    assert proc.returncode == 1
+    assert "FAILED bench/test_cells.py::test_cell[tiny-torch-cpu-bf16-b2-s16-prefill]" in proc.stdout
+    assert "outputs disagree with the fp32 reference: max_rel_err" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    records = {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"]}
+    assert records["tiny-torch-cpu-bf16-b2-s16-prefill"]["numerics"]["passed"] is False
+    assert records["tiny-torch-cpu-bf16-b2-s16-prefill"]["latency_ms"]["n"] >= 3
+    assert records["tiny-torch-cpu-fp32-b2-s16-prefill"]["numerics"]["passed"] is True
+
+
+def test_reports_refuse_a_bad_file_in_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {"cell": {}}}]}))
+    assert reports_main(["summary", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"reports: {bad}: benchmarks[0] x: extra_info/") and "\n" not in err
+    assert reports_main(["summary", str(tmp_path / "missing.json")]) == 2
+    assert "not found" in capsys.readouterr().err

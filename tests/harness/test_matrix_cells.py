@@ -1,0 +1,89 @@
+"""Matrix expansion: products, modes per backend, include/exclude with reasons, ids, the shipped matrices."""
+from pathlib import Path
+
+import pytest
+
+from backends import backend_modes
+from kernels.interaction import KERNELS
+from matrices import Cell, Known, load_matrix
+from models import presets
+
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN = Known(backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},
+              models=("tiny", "small"), kernels=("torch", "triton"))
+
+
+def load(tmp_path, text):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    return load_matrix(str(path), KNOWN)
+
+
+def test_cell_id_reads_like_the_cell():
+    cell = Cell("tiny", "torch-cpu", "eager", "fp32", 8, 32, "prefill")
+    assert cell.id == "tiny-torch-cpu-fp32-b8-s32-prefill"
+    odd = Cell("small", "torch-cuda", "cudagraph", "bf16", 256, 256, "decode", kernel="triton")
+    assert odd.id == "small-torch-cuda-cudagraph-bf16-b256-s256-decode-ktriton"
+
+
+def test_modes_apply_only_to_backends_that_have_them(tmp_path):
+    matrix = load(tmp_path, """
+axes: {model: [tiny], backend: [torch-cpu, torch-cuda], mode: [eager, cudagraph], precision: [fp32],
+       batch: [1], seq_len: [8], phase: [prefill]}
+""")
+    ids = [cell.id for cell, _ in matrix.cells(KNOWN)]
+    assert ids == ["tiny-torch-cpu-fp32-b1-s8-prefill", "tiny-torch-cuda-fp32-b1-s8-prefill",
+                   "tiny-torch-cuda-cudagraph-fp32-b1-s8-prefill"]
+
+
+def test_exclude_carries_its_reason_and_include_adds_cells(tmp_path):
+    matrix = load(tmp_path, """
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32, bf16], batch: [1, 8], seq_len: [8],
+       phase: [prefill]}
+exclude:
+  - {precision: bf16, batch: [1, 8], reason: "bf16 waits for the new kernels"}
+include:
+  - {precision: fp16, batch: 8, reason: "one fp16 cell"}
+  - {precision: bf16, batch: 8, reason: "asked for by name wins over the exclusion"}
+""")
+    cells = {cell.id: reason for cell, reason in matrix.cells(KNOWN)}
+    assert cells == {
+        "tiny-torch-cpu-fp32-b1-s8-prefill": None,
+        "tiny-torch-cpu-bf16-b1-s8-prefill": "bf16 waits for the new kernels",
+        "tiny-torch-cpu-fp32-b8-s8-prefill": None,
+        "tiny-torch-cpu-bf16-b8-s8-prefill": None,
+        "tiny-torch-cpu-fp16-b8-s8-prefill": None,
+    }
+
+
+def test_cells_sharing_a_shape_are_adjacent(tmp_path):
+    matrix = load(tmp_path, """
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32, bf16], batch: [1, 8], seq_len: [8],
+       phase: [prefill, decode]}
+""")
+    shapes = [(c.phase, c.batch) for c, _ in matrix.cells(KNOWN)]
+    assert shapes == [("prefill", 1)] * 2 + [("prefill", 8)] * 2 + [("decode", 1)] * 2 + [("decode", 8)] * 2
+
+
+def test_defaults_and_overrides(tmp_path):
+    matrix = load(tmp_path, """
+name: t
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [1], seq_len: [8], phase: [rank]}
+timing: {rounds: 7, warmup_rounds: 0}
+tolerance: {fp16: {max_rel_err: 0.05}}
+""")
+    assert matrix.name == "t"
+    assert (matrix.timing.rounds, matrix.timing.warmup_rounds, matrix.timing.min_rounds) == (7, 0, 5)
+    assert matrix.tolerance == {"fp16": {"max_rel_err": 0.05}}
+    with pytest.raises(Exception):
+        matrix.timing.rounds = 3  # frozen
+
+
+@pytest.mark.parametrize("name", ["smoke.yaml", "nightly.yaml"])
+def test_shipped_matrices_load(name):
+    known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
+    matrix = load_matrix(str(ROOT / "matrices" / name), known)
+    runnable = [cell for cell, reason in matrix.cells(known) if reason is None]
+    assert runnable, f"{name} has no runnable cell"
+    for cell in runnable:
+        assert cell.seq_len <= presets()[cell.model].max_seq_len, cell.id

@@ -1,0 +1,106 @@
+"""Every kind of bad matrix file gives one MatrixError line naming file, line and field."""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from matrices import Known, MatrixError, load_matrix
+
+ROOT = Path(__file__).resolve().parents[2]
+KNOWN = Known(backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},
+              models=("tiny", "small"), kernels=("torch", "triton"))
+GOOD_AXES = """\
+axes:
+  model: [tiny]
+  backend: [torch-cpu]
+  precision: [fp32]
+  batch: [1, 8]
+  seq_len: [32]
+  phase: [prefill]
+"""
+
+# (name, file text, expected line, expected field, words the message must contain)
+BAD = [
+    ("empty file", "", None, "file", "is empty"),
+    ("not yaml", "axes: [1, 2\n", 2, "yaml", "not valid YAML"),
+    ("top level list", "- 1\n- 2\n", 1, "matrix", "must be a mapping"),
+    ("no axes", "name: x\n", 1, "axes", "missing"),
+    ("unknown top key", GOOD_AXES + "timeing: {rounds: 3}\n", 8, "timeing", "unknown key"),
+    ("duplicate top key", GOOD_AXES + "name: a\nname: b\n", 9, "name", "duplicate key (first at line 8)"),
+    ("duplicate axis", GOOD_AXES + "  batch: [2]\n", 8, "batch", "duplicate key (first at line 5)"),
+    ("unknown axis", GOOD_AXES + "  batchsize: [2]\n", 8, "axes.batchsize", "unknown key"),
+    ("missing axis", GOOD_AXES.replace("  phase: [prefill]\n", ""), 2, "axes.phase", "missing"),
+    ("axis not a list", GOOD_AXES.replace("batch: [1, 8]", "batch: 8"), 5, "axes.batch", "must be a list"),
+    ("empty axis", GOOD_AXES.replace("batch: [1, 8]", "batch: []"), 5, "axes.batch", "is empty"),
+    ("zero batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [1, 0]"), 5, "axes.batch[1]", "positive integer"),
+    ("negative seq", GOOD_AXES.replace("seq_len: [32]", "seq_len: [-32]"), 6, "axes.seq_len[0]",
+     "positive integer"),
+    ("string batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [1, '8']"), 5, "axes.batch[1]", "positive integer"),
+    ("float batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [1.5]"), 5, "axes.batch[0]", "positive integer"),
+    ("bool batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [true]"), 5, "axes.batch[0]", "positive integer"),
+    ("repeated value", GOOD_AXES.replace("batch: [1, 8]", "batch: [8, 8]"), 5, "axes.batch[1]", "listed twice"),
+    ("unknown backend", GOOD_AXES.replace("[torch-cpu]", "[torch-gpu]"), 3, "axes.backend[0]",
+     "unknown backend 'torch-gpu'; choose one of: torch-cpu, torch-cuda"),
+    ("unknown precision", GOOD_AXES.replace("[fp32]", "[fp8]"), 4, "axes.precision[0]", "unknown precision 'fp8'"),
+    ("unknown phase", GOOD_AXES.replace("[prefill]", "[train]"), 7, "axes.phase[0]", "unknown phase"),
+    ("unknown model", GOOD_AXES.replace("[tiny]", "[huge]"), 2, "axes.model[0]", "unknown model 'huge'"),
+    ("unknown mode", GOOD_AXES + "  mode: [jit]\n", 8, "axes.mode[0]", "unknown mode 'jit'"),
+    ("unknown kernel", GOOD_AXES + "  kernel: [cuda]\n", 8, "axes.kernel[0]", "unknown kernel 'cuda'"),
+    ("numeric precision", GOOD_AXES.replace("[fp32]", "[16]"), 4, "axes.precision[0]", "must be a string"),
+    ("rule without reason", GOOD_AXES + "exclude:\n  - {batch: 8}\n", 9, "exclude[0].reason", "needs a non-empty"),
+    ("rule empty reason", GOOD_AXES + "exclude:\n  - {batch: 8, reason: ' '}\n", 9, "exclude[0].reason",
+     "non-empty"),
+    ("rule unknown key", GOOD_AXES + "include:\n  - {bach: 8, reason: x}\n", 9, "include[0].bach", "unknown key"),
+    ("rule bad value", GOOD_AXES + "include:\n  - {batch: -1, reason: x}\n", 9, "include[0].batch",
+     "positive integer"),
+    ("rule names no axis", GOOD_AXES + "exclude:\n  - {reason: x}\n", 9, "exclude[0]", "names no axis"),
+    ("rules not a list", GOOD_AXES + "exclude: {batch: 8}\n", 8, "exclude", "must be a list"),
+    ("timing not mapping", GOOD_AXES + "timing: 5\n", 8, "timing", "must be a mapping"),
+    ("timing unknown key", GOOD_AXES + "timing:\n  round: 3\n", 9, "timing.round", "unknown key"),
+    ("timing zero rounds", GOOD_AXES + "timing:\n  rounds: 0\n", 9, "timing.rounds", "at least 1"),
+    ("timing float rounds", GOOD_AXES + "timing:\n  rounds: 2.5\n", 9, "timing.rounds", "must be an integer"),
+    ("timing zero time", GOOD_AXES + "timing:\n  max_time_s: 0\n", 9, "timing.max_time_s", "greater than 0"),
+    ("min over rounds", GOOD_AXES + "timing:\n  rounds: 3\n  min_rounds: 5\n", 9, "timing.min_rounds",
+     "min_rounds=5 is larger than rounds=3"),
+    ("tolerance bad precision", GOOD_AXES + "tolerance:\n  fp64: {max_rel_err: 1}\n", 9, "tolerance.fp64",
+     "unknown precision"),
+    ("tolerance negative", GOOD_AXES + "tolerance:\n  fp16: {max_rel_err: -1}\n", 9,
+     "tolerance.fp16.max_rel_err", "at least 0"),
+    ("agreement over one", GOOD_AXES + "tolerance:\n  fp16: {topk_agreement: 1.5}\n", 9,
+     "tolerance.fp16.topk_agreement", "between 0 and 1"),
+    ("name not string", "name: [a]\n" + GOOD_AXES, 1, "name", "must be a string"),
+]
+
+
+@pytest.mark.parametrize("name, text, line, field, words", BAD, ids=[b[0] for b in BAD])
+def test_bad_matrix_is_one_clear_line(tmp_path, name, text, line, field, words):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(MatrixError) as info:
+        load_matrix(str(path), KNOWN)
+    err = info.value
+    message = str(err)
+    assert "\n" not in message
+    assert (err.line, err.field) == (line, field), message
+    assert words in message
+    where = f"{path}:{line}: " if line is not None else f"{path}: "
+    assert message.startswith(where + field + ": "), message
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(MatrixError, match="not found; pass --matrix"):
+        load_matrix(str(tmp_path / "nope.yaml"), KNOWN)
+
+
+def test_the_plugin_prints_one_line_not_a_traceback(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(GOOD_AXES.replace("batch: [1, 8]", "batch: [1, 0]"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/", "--collect-only", "-q", "-p",
+                           "no:cacheprovider", "--matrix", str(path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == [f"ERROR: {path}:5: axes.batch[1]: must be a positive integer, got 0"], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
