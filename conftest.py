@@ -33,15 +33,21 @@ def pytest_addoption(parser):
                     help=f"matrix YAML whose cells parametrize bench/ (default: {DEFAULT_MATRIX})")
     group.addoption("--matrix-backends", default=None, metavar="PATTERNS",
                     help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'")
+    group.addoption("--matrix-jsonl", default=None, metavar="PATH",
+                    help="also append each cell's record to PATH as it finishes (survives a run cut short)")
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "gpu: needs a CUDA device; run on the GPU machine")
     from backends import backend_modes, load_entry_points
     from kernels.interaction import KERNELS
     from matrices import HarnessError, Known, load_matrix
     from models import presets
 
+    for option in ("benchmark_json", "matrix_jsonl"):
+        # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
+        out = config.getoption(option, None)
+        if out:
+            Path(out).parent.mkdir(parents=True, exist_ok=True)
     try:
         load_entry_points()
         known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
@@ -89,6 +95,18 @@ def pytest_generate_tests(metafunc):
 def matrix(request):
     """The loaded Matrix (timing, tolerances, extra sections)."""
     return request.config._genrec_matrix
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    yield
+    path = item.config.getoption("matrix_jsonl", None)
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    if call.when == "call" and path and bench is not None and bench.extra_info:
+        import json
+
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(bench.extra_info) + "\n")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
