@@ -55,14 +55,51 @@ def _rotating(op: Callable, inputs: list[tuple]) -> Callable[[], object]:
     return lambda: op(*next(cycle))
 
 
-def _record(op, provider, shape, dtype, nbytes, hbm_gbps, timing, **extra) -> dict:
-    med, lo, hi = timing
+def _time(op: Callable, inputs: list[tuple]) -> dict:
+    """Median/p20/p80 of the op over rotating inputs, twice: replaying one CUDA graph per input copy (device
+    time, free of Python launch cost: the figure compared with the targets) and as plain launches."""
+    launch = _do_bench(_rotating(op, inputs))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm up off the default stream before capture, as capture requires
+        for args in inputs[:3]:
+            op(*args)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    try:
+        graphs = []
+        for args in inputs:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                op(*args)
+            graphs.append(graph)
+    except Exception as exc:  # a provider that syncs inside cannot be captured: keep its launch timing
+        print(f"  (not capturable: {type(exc).__name__}: {str(exc)[:120]}; using launch timing)", flush=True)
+        return {"timing": launch, "timing_mode": "launch", "launch": launch}
+    cycle = itertools.cycle(graphs)
+    graphed = _do_bench(lambda: next(cycle).replay())
+    return {"timing": graphed, "timing_mode": "cuda_graph", "launch": launch}
+
+
+def copy_us(nbytes: int) -> float:
+    """Median time of a device-to-device copy moving ``nbytes`` (half read, half written): the practical
+    floor for an op of that many bytes, launch and ramp-up included, which the 3 TB/s figure leaves out."""
+    src = torch.empty(max(nbytes // 2, 1), dtype=torch.uint8, device="cuda").random_(0, 255)
+    dst = torch.empty_like(src)
+    return _do_bench(lambda: dst.copy_(src))[0]
+
+
+def _record(op, provider, shape, dtype, nbytes, hbm_gbps, timed: dict, same_bytes_copy_us: float, **extra):
+    med, lo, hi = timed["timing"]
     gbps = nbytes / med / 1e3
     return {
         "op": op, "provider": provider, "shape": shape, "dtype": str(dtype).replace("torch.", ""),
+        "timing_mode": timed["timing_mode"],
         "median_us": round(med, 3), "p20_us": round(lo, 3), "p80_us": round(hi, 3),
+        "launch_median_us": round(timed["launch"][0], 3),
         "bytes": nbytes, "gbps": round(gbps, 1), "hbm_fraction": round(gbps / hbm_gbps, 3),
-        "floor_us": round(nbytes / hbm_gbps / 1e3, 3), **extra,
+        "floor_us": round(nbytes / hbm_gbps / 1e3, 3), "same_bytes_copy_us": round(same_bytes_copy_us, 3),
+        **extra,
     }
 
 
@@ -104,19 +141,20 @@ def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> 
         "torch-compile-native": lambda x: native(x, index),
     }
     if sweep:
-        for c in impl.SWEEP_CONFIGS:
+        for c in impl.SWEEP_CONFIGS_FP32 if dtype == torch.float32 else impl.SWEEP_CONFIGS:
             cfg = {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda x, cfg=cfg: impl.interaction_triton(x, config=cfg)
     want = interaction_reference(inputs[0][0])
+    same_bytes = copy_us(nbytes)
     records = []
     for name, op in providers.items():
         error = _check(op(*inputs[0]), want, dtype, dim, f"interaction {name}")
         if error:
             records.append({"op": "interaction", "provider": name, "shape": shape, "error": error})
             continue
-        records.append(_record("interaction", name, shape, dtype, nbytes, hbm_gbps,
-                               _do_bench(_rotating(op, inputs)), input_copies=len(inputs)))
+        records.append(_record("interaction", name, shape, dtype, nbytes, hbm_gbps, _time(op, inputs),
+                               same_bytes, input_copies=len(inputs)))
         print(_line(records[-1]), flush=True)
     tuned = getattr(impl.interaction_autotuned, "best_config", None)
     if tuned is not None and "error" not in records[0]:
@@ -159,14 +197,15 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda v, o, t, cfg=cfg: impl.jagged_pooling_triton(v, o, t, mode=mode, config=cfg)
     want = jagged_pooling_reference(*inputs[0], mode=mode)
+    same_bytes = copy_us(nbytes)
     records = []
     for name, op in providers.items():
         error = _check(op(*inputs[0]), want, dtype, 2 * mean_length, f"jagged_pooling {name}")
         if error:
             records.append({"op": "jagged_pooling", "provider": name, "shape": shape, "error": error})
             continue
-        records.append(_record("jagged_pooling", name, shape, dtype, nbytes, hbm_gbps,
-                               _do_bench(_rotating(op, inputs)), input_copies=len(inputs)))
+        records.append(_record("jagged_pooling", name, shape, dtype, nbytes, hbm_gbps, _time(op, inputs),
+                               same_bytes, input_copies=len(inputs)))
         print(_line(records[-1]), flush=True)
     tuned = getattr(impl.jagged_pooling_autotuned, "best_config", None)
     if tuned is not None and "error" not in records[0]:
@@ -175,9 +214,10 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
 
 
 def _line(r: dict) -> str:
-    return (f"{r['op']:<15} {r['provider']:<40} {r['dtype']:<9} {r['median_us']:>9.2f} us "
-            f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}]  {r['gbps']:>7.0f} GB/s  {100 * r['hbm_fraction']:5.1f}% HBM"
-            f"  floor {r['floor_us']:.2f} us")
+    return (f"{r['op']:<15} {r['provider']:<48} {r['dtype']:<9} {r['median_us']:>9.2f} us "
+            f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}] ({r['timing_mode']}; launches {r['launch_median_us']:.2f})"
+            f"  {r['gbps']:>5.0f} GB/s {100 * r['hbm_fraction']:5.1f}% HBM  floor {r['floor_us']:.2f} us,"
+            f" same-bytes copy {r['same_bytes_copy_us']:.2f} us")
 
 
 def machine() -> dict:
@@ -221,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             (4096, 32, 128, torch.float16), (4096, 32, 128, torch.bfloat16), (4096, 32, 128, torch.float32),
             (1024, 27, 128, torch.float16)]
         for i, (b, f, d, dt) in enumerate(shapes):
-            records += bench_interaction(b, f, d, dt, hbm["gbps"], sweep=args.sweep and i == 0)
+            records += bench_interaction(b, f, d, dt, hbm["gbps"], sweep=args.sweep and i in (0, 2))
     if "jagged_pooling" in ops:
         shapes = [(256, 16, 128, 10_000, torch.float16, "sum")] if args.quick else [
             (4096, 128, 128, 1_000_000, torch.float16, "sum"), (4096, 128, 128, 1_000_000, torch.float32, "sum"),

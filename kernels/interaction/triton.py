@@ -25,12 +25,24 @@ GPU_CONFIGS = [
 # one; ROWS=2 keeps the row-tail masking exercised on CPU.
 INTERPRETER_CONFIGS = [triton.Config({"ROWS": 2}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
-# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS.
+# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS:
+# the tiled kernel, and the persistent one (PROGRAMS_PER_SM programs per SM striding over the batch).
 SWEEP_CONFIGS = [
-    triton.Config({"ROWS": rows}, num_warps=warps, num_stages=stages)
-    for rows, warps, stages in (
-        (1, 2, 1), (1, 4, 1), (1, 8, 1), (2, 2, 1), (2, 4, 1), (2, 8, 1),
-        (4, 4, 1), (4, 8, 1), (8, 4, 1), (8, 8, 1), (1, 4, 2), (2, 4, 2), (4, 4, 2),
+    triton.Config({"ROWS": rows}, num_warps=warps, num_stages=1)
+    for rows, warps in ((1, 2), (1, 4), (2, 2), (2, 4))
+] + [
+    triton.Config({"PROGRAMS_PER_SM": pps, "STAGES": stages}, num_warps=warps, num_stages=1)
+    for pps, stages, warps in (
+        (4, 2, 4), (4, 3, 4), (8, 2, 4), (8, 3, 4), (8, 4, 4), (16, 2, 4), (16, 3, 4), (8, 2, 2),
+        (16, 2, 2), (4, 3, 8), (32, 2, 2), (2, 4, 4),
+    )
+]
+# fp32 only: how much tf32x3 costs against exact FMA (ieee) and smaller K tiles.
+SWEEP_CONFIGS_FP32 = [
+    triton.Config({"ROWS": 1, "PRECISION": precision, "BLOCK_K": block_k}, num_warps=warps, num_stages=1)
+    for precision, block_k, warps in (
+        ("tf32x3", 128, 4), ("tf32x3", 64, 4), ("tf32x3", 32, 4), ("ieee", 128, 4), ("ieee", 64, 4),
+        ("ieee", 32, 4), ("ieee", 64, 8), ("tf32x3", 64, 8),
     )
 ]
 
@@ -79,6 +91,53 @@ def interaction_kernel(
 interaction_autotuned = triton.autotune(configs=CONFIGS, key=["BLOCK_F", "BLOCK_K"])(interaction_kernel)
 
 
+@triton.jit
+def interaction_persistent_kernel(
+    x_ptr,
+    out_ptr,
+    B,
+    F,
+    D,
+    out_stride,
+    out_col0,
+    BLOCK_F: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    STAGES: tl.constexpr,
+):
+    """Same contract as interaction_kernel for D ≤ BLOCK_K: a fixed grid strides over the batch, and the
+    loop is software-pipelined (STAGES) so the next rows' loads are in flight during this row's dot."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    fi = tl.arange(0, BLOCK_F)
+    kk = tl.arange(0, BLOCK_K)
+    i = fi[:, None]
+    j = fi[None, :]
+    tri_off = i * (i - 1) // 2 + j
+    tri = (j < i) & (i < F)
+    in_mask = (fi[:, None] < F) & (kk[None, :] < D)
+    for b in tl.range(pid, B, nprog, num_stages=STAGES):
+        row = tl.cast(b, tl.int64)  # (the interpreter hands tl.range indices over as Python ints)
+        xt = tl.load(x_ptr + row * F * D + fi[:, None] * D + kk[None, :], mask=in_mask, other=0.0)
+        if UPCAST:
+            xt = xt.to(tl.float32)
+        acc = tl.dot(xt, tl.trans(xt), input_precision=PRECISION)
+        tl.store(out_ptr + row * out_stride + out_col0 + tri_off, acc.to(out_ptr.dtype.element_ty), mask=tri)
+
+
+_SM_COUNT: dict[int, int] = {}
+
+
+def _sm_count(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 4  # the interpreter: any small grid exercises the striding
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _SM_COUNT:
+        _SM_COUNT[index] = torch.cuda.get_device_properties(index).multi_processor_count
+    return _SM_COUNT[index]
+
+
 def launch_params(x: torch.Tensor) -> dict:
     """The compile-time parameters for x: tile sizes (≥ 16, the GPU's minimum dot size) and dot precision."""
     _, features, dim = x.shape
@@ -120,6 +179,14 @@ def interaction_triton(
     params = launch_params(x)
     if config is None:
         interaction_autotuned[lambda meta: (triton.cdiv(batch, meta["ROWS"]),)](*args, **params)
+    elif "PROGRAMS_PER_SM" in config:
+        config = dict(config)
+        grid = (min(batch, _sm_count(x.device) * config.pop("PROGRAMS_PER_SM")),)
+        params["BLOCK_K"] = max(16, triton.next_power_of_2(x.shape[2]))  # one K tile: D ≤ 128 here
+        params.update({k: config.pop(k) for k in ("PRECISION", "UPCAST") if k in config})
+        interaction_persistent_kernel[grid](*args, **params, **config)
     else:
+        config = dict(config)
+        params.update({k: config.pop(k) for k in ("PRECISION", "UPCAST", "BLOCK_K") if k in config})
         interaction_kernel[(triton.cdiv(batch, config["ROWS"]),)](*args, **params, **config)
     return out
