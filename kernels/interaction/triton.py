@@ -19,23 +19,18 @@ from .._triton import check_device, interpreting
 # independent 8 kB loads in flight per program.
 GPU_CONFIGS = [
     triton.Config({"ROWS": rows}, num_warps=warps, num_stages=1)
-    for rows, warps in ((1, 4), (2, 4), (4, 4), (2, 8), (4, 8))
+    for rows, warps in ((1, 2), (1, 4), (2, 2), (4, 4))
 ]
 # The interpreter cannot benchmark (autotune needs CUDA events), and runs configs identically, so it gets
 # one; ROWS=2 keeps the row-tail masking exercised on CPU.
 INTERPRETER_CONFIGS = [triton.Config({"ROWS": 2}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
-# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS:
-# the tiled kernel, and the persistent one (PROGRAMS_PER_SM programs per SM striding over the batch).
+# The wider set the micro-benchmark times one by one (bench/kernels/micro.py --sweep) to choose GPU_CONFIGS.
+# (A persistent variant striding over the batch with pipelined loads was tried too: 21.2-23.3 us against
+# 21.4-21.9 us for these at B=4096 F=32 D=128 fp16, so it was not kept.)
 SWEEP_CONFIGS = [
-    triton.Config({"ROWS": rows}, num_warps=warps, num_stages=1)
-    for rows, warps in ((1, 2), (1, 4), (2, 2), (2, 4))
-] + [
-    triton.Config({"PROGRAMS_PER_SM": pps, "STAGES": stages}, num_warps=warps, num_stages=1)
-    for pps, stages, warps in (
-        (4, 2, 4), (4, 3, 4), (8, 2, 4), (8, 3, 4), (8, 4, 4), (16, 2, 4), (16, 3, 4), (8, 2, 2),
-        (16, 2, 2), (4, 3, 8), (32, 2, 2), (2, 4, 4),
-    )
+    triton.Config({"ROWS": rows}, num_warps=warps, num_stages=stages)
+    for rows, warps, stages in ((1, 2, 1), (1, 4, 1), (2, 2, 1), (2, 4, 1), (4, 4, 1), (1, 4, 2), (2, 2, 2))
 ]
 # fp32 only: how much tf32x3 costs against exact FMA (ieee) and smaller K tiles.
 SWEEP_CONFIGS_FP32 = [
@@ -91,60 +86,16 @@ def interaction_kernel(
 interaction_autotuned = triton.autotune(configs=CONFIGS, key=["BLOCK_F", "BLOCK_K"])(interaction_kernel)
 
 
-@triton.jit
-def interaction_persistent_kernel(
-    x_ptr,
-    out_ptr,
-    B,
-    F,
-    D,
-    out_stride,
-    out_col0,
-    BLOCK_F: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    UPCAST: tl.constexpr,
-    PRECISION: tl.constexpr,
-    STAGES: tl.constexpr,
-):
-    """Same contract as interaction_kernel for D ≤ BLOCK_K: a fixed grid strides over the batch, and the
-    loop is software-pipelined (STAGES) so the next rows' loads are in flight during this row's dot."""
-    pid = tl.program_id(0)
-    nprog = tl.num_programs(0)
-    fi = tl.arange(0, BLOCK_F)
-    kk = tl.arange(0, BLOCK_K)
-    i = fi[:, None]
-    j = fi[None, :]
-    tri_off = i * (i - 1) // 2 + j
-    tri = (j < i) & (i < F)
-    in_mask = (fi[:, None] < F) & (kk[None, :] < D)
-    for b in tl.range(pid, B, nprog, num_stages=STAGES):
-        row = tl.cast(b, tl.int64)  # (the interpreter hands tl.range indices over as Python ints)
-        xt = tl.load(x_ptr + row * F * D + fi[:, None] * D + kk[None, :], mask=in_mask, other=0.0)
-        if UPCAST:
-            xt = xt.to(tl.float32)
-        acc = tl.dot(xt, tl.trans(xt), input_precision=PRECISION)
-        tl.store(out_ptr + row * out_stride + out_col0 + tri_off, acc.to(out_ptr.dtype.element_ty), mask=tri)
-
-
-_SM_COUNT: dict[int, int] = {}
-
-
-def _sm_count(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 4  # the interpreter: any small grid exercises the striding
-    index = device.index if device.index is not None else torch.cuda.current_device()
-    if index not in _SM_COUNT:
-        _SM_COUNT[index] = torch.cuda.get_device_properties(index).multi_processor_count
-    return _SM_COUNT[index]
-
-
 def launch_params(x: torch.Tensor) -> dict:
     """The compile-time parameters for x: tile sizes (≥ 16, the GPU's minimum dot size) and dot precision."""
     _, features, dim = x.shape
     block_f = max(16, triton.next_power_of_2(features))
     # Two K tiles only (64 or 128), so autotune keys stay few; capped at 8k elements so wide F does not
-    # spill registers. Masked loads make any D work with either.
+    # spill registers. Masked loads make any D work with either. fp32 takes K=32: its tf32x3 dot splits
+    # every operand in three, and at K=128 that costs 93.6 us against 66.3 us at K=32 (H100, B=4096 F=32).
     block_k = max(16, min(64 if dim <= 64 else 128, 8192 // block_f))
+    if x.dtype == torch.float32:
+        block_k = 32
     if interpreting():
         upcast, precision = True, "ieee"  # exact fp32 on CPU
     elif x.dtype == torch.float32:
@@ -160,8 +111,9 @@ def interaction_triton(
 ) -> torch.Tensor:
     """Triton implementation of ``kernels.interaction.interaction`` (same contract).
 
-    ``config`` (e.g. {"ROWS": 2, "num_warps": 4, "num_stages": 1}) bypasses the autotuner: for tests that
-    check every tuned config, and for tile sweeps in the micro-benchmark.
+    ``config`` (e.g. {"ROWS": 2, "num_warps": 4, "num_stages": 1}, optionally with PRECISION, UPCAST or
+    BLOCK_K overrides) bypasses the autotuner: for tests that check every tuned config, and for tile sweeps
+    in the micro-benchmark.
     """
     check_device("interaction", x, *(() if dense is None else (dense,)))
     x = x.contiguous()
@@ -179,12 +131,6 @@ def interaction_triton(
     params = launch_params(x)
     if config is None:
         interaction_autotuned[lambda meta: (triton.cdiv(batch, meta["ROWS"]),)](*args, **params)
-    elif "PROGRAMS_PER_SM" in config:
-        config = dict(config)
-        grid = (min(batch, _sm_count(x.device) * config.pop("PROGRAMS_PER_SM")),)
-        params["BLOCK_K"] = max(16, triton.next_power_of_2(x.shape[2]))  # one K tile: D ≤ 128 here
-        params.update({k: config.pop(k) for k in ("PRECISION", "UPCAST") if k in config})
-        interaction_persistent_kernel[grid](*args, **params, **config)
     else:
         config = dict(config)
         params.update({k: config.pop(k) for k in ("PRECISION", "UPCAST", "BLOCK_K") if k in config})
