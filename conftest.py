@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def pytest_addoption(parser):
                     help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'")
     group.addoption("--matrix-jsonl", default=None, metavar="PATH",
                     help="also append each cell's record to PATH as it finishes (survives a run cut short)")
+    group.addoption("--triton-url", default=None, metavar="URL",
+                    help="Triton cells use this running server (HOST[:HTTP_PORT] or http=H:P,grpc=H:P,metrics=H:P) "
+                         "instead of starting the embedded one")
 
 
 def pytest_configure(config):
@@ -54,8 +58,18 @@ def pytest_configure(config):
         path = config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX)
         config._genrec_matrix = load_matrix(path, known)
         config._genrec_known = known
+        from backends.triton import configure as configure_triton
+
+        configure_triton(spec=config._genrec_matrix.sections.get("serving"), url=config.getoption("--triton-url"))
     except HarnessError as err:
         raise pytest.UsageError(str(err)) from None
+
+
+def pytest_unconfigure(config):
+    # The embedded Triton server is shared by a session's cells: stop it (SIGTERM and wait) when it ends.
+    server = sys.modules.get("backends.triton.server")
+    if server is not None:
+        server.shutdown_all()
 
 
 def _backend_filter(config):

@@ -2,6 +2,7 @@
 from matrices.cells import PHASES, PRECISIONS, Cell
 from matrices.errors import BackendUnavailable, HarnessError, MatrixError
 from matrices.loader import Known, Matrix, Rule, Timing, load_matrix
+from matrices import serving  # noqa: F401  (registers the `serving:` section parser)
 
 __all__ = ["Cell", "PHASES", "PRECISIONS", "Known", "Matrix", "Rule", "Timing", "load_matrix",
            "HarnessError", "MatrixError", "BackendUnavailable"]
