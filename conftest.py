@@ -50,7 +50,7 @@ def pytest_configure(config):
     for option in ("benchmark_json", "matrix_jsonl"):
         # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
         out = config.getoption(option, None)
-        if out:
+        if isinstance(out, (str, os.PathLike)):  # older pytest-benchmark hands over an already open file
             Path(out).parent.mkdir(parents=True, exist_ok=True)
     try:
         load_entry_points()
