@@ -29,7 +29,7 @@ class TorchSession(Session):
         # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would run.
         self.forward = torch.compile(module, dynamic=False) if cell.mode == "compile" else module
         self.timer = "cuda_event" if device.startswith("cuda") else "host_clock"
-        self._graph = None
+        self._graph = self._captured_run = None
 
     def runner(self, drawn):
         inputs = phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype)
@@ -55,7 +55,10 @@ class TorchSession(Session):
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             static_out = run()
-        self._graph = graph
+        # The graph reads the captured input buffers by address: they must outlive it. `run` holds them, so
+        # the session keeps `run`; dropping it let the allocator hand the ids' memory to other tensors, and
+        # the next replay gathered garbage ids.
+        self._graph, self._captured_run = graph, run
 
         def replay():
             graph.replay()
@@ -73,7 +76,7 @@ class TorchSession(Session):
                 "compile": {"dynamic": False, "backend": "inductor"} if self.cell.mode == "compile" else None}
 
     def close(self):
-        self._graph = None
+        self._graph = self._captured_run = None
         self.model = self.forward = None
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from backends import get_backend
 from bench.env import environment
 from bench.memory import MemoryProbe
-from bench.oracle import compare, tolerance_for
+from bench.oracle import compare, recheck, tolerance_for
 from bench.record import build_record
 from bench.reference import model_for, reference_topk
 from bench.stats import bootstrap_ci, summarize, throughput
@@ -40,6 +40,10 @@ def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
             scores, items = session.fetch(first)
             numerics = compare(ref_scores, ref_items, scores, items, tolerance_for(cell.precision, matrix.tolerance))
             timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
+            # The oracle again on the last timed round: a closure that reuses buffers (CUDA graphs, IO
+            # binding) must still be right after many calls, not only the first.
+            numerics = recheck(numerics, compare(ref_scores, ref_items, *session.fetch(timed.last_result),
+                                                 tolerance_for(cell.precision, matrix.tolerance)))
             backend_info = session.info()
             extra = session.extra_records(matrix)
     latency = summarize(timed.samples_ms)

@@ -86,3 +86,15 @@ def _verdict(reference, max_abs, max_rel, agreement, tolerance, problems: str) -
     return Numerics(reference=reference, max_abs_err=max_abs, max_rel_err=max_rel, topk_agreement=agreement,
                     tolerance=dict(tolerance), passed=passed,
                     message="within tolerance" if passed else problems)
+
+
+def recheck(first: Numerics, last: Numerics) -> Numerics:
+    """Fold the verdict on the last timed round into the first's: the worst errors, both messages."""
+    if last.passed:
+        return first
+    message = f"last timed round: {last.message}" if first.passed else f"{first.message}; last timed round: " \
+        f"{last.message}"
+    return Numerics(reference=first.reference, max_abs_err=max(first.max_abs_err, last.max_abs_err),
+                    max_rel_err=max(first.max_rel_err, last.max_rel_err),
+                    topk_agreement=min(first.topk_agreement, last.topk_agreement), tolerance=first.tolerance,
+                    passed=False, message=message)

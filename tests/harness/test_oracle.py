@@ -64,3 +64,16 @@ def test_ties_at_the_kth_place_count_as_agreement():
 def test_matrix_overrides_tighten_the_table():
     assert tolerance_for("fp16", {"fp16": {"max_rel_err": 1e-6}})["max_rel_err"] == 1e-6
     assert tolerance_for("fp16", {"bf16": {"max_rel_err": 1.0}}) == tolerance_for("fp16")
+
+
+def test_recheck_keeps_a_good_first_verdict_and_reports_a_bad_last_round():
+    from bench.oracle import recheck
+
+    _, (scores, items) = _reference()
+    k = preset("tiny").top_k
+    good = compare(scores, items, scores[:, :k], items[:, :k], tolerance_for("fp32"))
+    bad = compare(scores, items, scores[:, :k] * 2, items[:, :k], tolerance_for("fp32"))
+    assert recheck(good, good) is good
+    folded = recheck(good, bad)
+    assert not folded.passed and folded.message.startswith("last timed round: max_rel_err")
+    assert folded.max_rel_err == bad.max_rel_err
