@@ -119,10 +119,14 @@ _RULES = {
 }
 
 
-def _mapping(path, node, where):
+EXAMPLES = {"serving": "serving: {max_batch_size: 64}", "serving.sweep": "sweep: {concurrency: [1, 4]}",
+            "serving.poisson": "poisson: {rates: [100]}", "serving.perf_analyzer": "perf_analyzer: {max_trials: 6}"}
+
+
+def _mapping(path, node, where, line=None):
     if not isinstance(node, LineDict):
-        raise MatrixError(path, getattr(node, "line", None), where,
-                          "must be a mapping, e.g. `serving: {max_batch_size: 64}`")
+        raise MatrixError(path, getattr(node, "line", line), where,
+                          f"must be a mapping, e.g. `{EXAMPLES.get(where, 'key: value')}`")
 
 
 def _fields(path, node: LineDict, cls, where: str, nested: dict | None = None) -> dict:
@@ -134,7 +138,7 @@ def _fields(path, node: LineDict, cls, where: str, nested: dict | None = None) -
         if key not in allowed:
             raise MatrixError(path, line, name, f"unknown key; expected one of: {', '.join(allowed)}")
         if key in nested:
-            _mapping(path, value, name)
+            _mapping(path, value, name, line)
             out[key] = nested[key](**_fields(path, value, nested[key], name))
         else:
             out[key] = _value(path, line, name, value, *_RULES[key])

@@ -144,6 +144,10 @@ def _die_with_parent() -> None:
         pass
 
 
+def _python_env_dirs() -> set[str]:
+    return {str(p) for p in Path(tempfile.gettempdir()).glob("python_env_*")}
+
+
 def shm_regions() -> set[str]:
     try:
         return {name for name in os.listdir("/dev/shm") if name.startswith(SHM_PREFIX)}
@@ -167,10 +171,21 @@ class EmbeddedServer:
         self.proc: subprocess.Popen | None = None
         self.endpoints: Endpoints | None = None
         self.loaded: set[str] = set()
-        self._shm_before: set[str] = set()
+        self._stubs: dict[int, list[str]] = {}  # stub pid → its command line, to reap them after a crash
+        self._regions: set[str] = set()        # their /dev/shm regions
+        self._env_dirs: set[str] = set()       # the Python backend's /tmp/python_env_* folder
+        self._env_dirs_before: set[str] = set()
 
     # -- lifecycle
     def start(self) -> "EmbeddedServer":
+        """Start and wait until ready; on any failure nothing is left behind (process, folders)."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> "EmbeddedServer":
         binary, backends = server_binary(), backend_directory()
         env_root = ensure_stub_env()
         bundle_libs = bundle_dir().parent.parent / "nvidia_pytriton.libs"
@@ -190,7 +205,7 @@ class EmbeddedServer:
         if not self.gpu:
             cmd += ["--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0",
                     "--cuda-memory-pool-byte-size=0:0"]
-        self._shm_before = shm_regions()
+        self._env_dirs_before = _python_env_dirs()
         log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -206,16 +221,13 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
-                self.stop()
                 raise BackendError(f"triton | tritonserver exited with code {code} while starting; "
                                    f"log tail:\n{self.log_tail()}")
             if _http_ok(f"http://{self.endpoints.http}/v2/health/ready"):
                 return
             time.sleep(0.1)
-        tail = self.log_tail()
-        self.stop()
         raise BackendError(f"triton | tritonserver was not ready within {self.startup_timeout_s:.0f} s; "
-                           f"log tail:\n{tail}")
+                           f"log tail:\n{self.log_tail()}")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -231,15 +243,59 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc is not None:
-            for name in shm_regions() - self._shm_before:
-                try:
-                    os.unlink(f"/dev/shm/{name}")
-                except FileNotFoundError:
-                    pass
+        if proc is not None and proc.returncode != 0:
+            self._reap_after_crash()
         _untrack(self)
         self.loaded.clear()
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _reap_after_crash(self) -> None:
+        """A server that did not exit cleanly leaves its stubs (briefly) and their /dev/shm regions behind:
+        end the stubs we saw it start and unlink the regions named on their command lines — ours only, never
+        another server's on the same machine."""
+        import psutil
+
+        for pid, cmdline in self._stubs.items():
+            try:
+                stub = psutil.Process(pid)
+                if stub.cmdline() == cmdline:
+                    stub.terminate()
+                    stub.wait(timeout=10)
+            except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+                pass
+        for name in self._regions:
+            try:
+                os.unlink(f"/dev/shm/{name}")
+            except FileNotFoundError:
+                pass
+        for env_dir in self._env_dirs:
+            try:
+                os.rmdir(env_dir)  # the Python backend's (empty) env folder; rmdir never removes contents
+            except OSError:
+                pass
+        self._env_dirs.clear()
+        self._stubs.clear()
+        self._regions.clear()
+
+    def _record_stubs(self) -> None:
+        import psutil
+
+        if not self._stubs:  # the first load brings up the Python backend, which makes its env folder
+            self._env_dirs = _python_env_dirs() - self._env_dirs_before
+
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return
+        for child in children:
+            try:
+                cmdline = child.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            regions = [arg for arg in cmdline if arg.startswith(SHM_PREFIX)]
+            if regions:
+                self._stubs[child.pid] = cmdline
+                self._regions.update(regions)
 
     # -- models
     def load(self, name: str) -> None:
@@ -256,6 +312,7 @@ class EmbeddedServer:
             self._require_alive(f"loading {name}")
             raise BackendError(f"triton | loading {name} failed: {err}") from None
         self.loaded.add(name)
+        self._record_stubs()
 
     def _require_alive(self, what: str) -> None:
         if not self.alive():
@@ -272,6 +329,7 @@ class EmbeddedServer:
 
     def describe(self) -> dict:
         return {"kind": "embedded", "binary": str(server_binary()), "pid": self.proc.pid if self.proc else None,
+                "workdir": str(self.workdir),
                 "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
                               "metrics": self.endpoints.metrics}}
 

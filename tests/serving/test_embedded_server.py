@@ -1,0 +1,165 @@
+"""The embedded Triton server for real, on CPU: the bench's cells through it, a model that fails to load, and a
+server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
+folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is tested."""
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import jsonschema
+import psutil
+import pytest
+
+from backends.triton import server
+from bench.record import schema
+from matrices.errors import BackendError
+
+pytestmark = pytest.mark.serving
+ROOT = Path(__file__).resolve().parents[2]
+SERVING = """\
+serving:
+  max_batch_size: 8
+  max_queue_delay_us: 200
+  instance_kind: cpu
+  sweep: {concurrency: [1, 3], warmup_s: 0.2, measure_s: 0.6, clients: 2}
+  poisson: {rates: [30], duration_s: 0.6, warmup_s: 0.2}
+timing: {warmup_rounds: 1, rounds: 5, min_rounds: 3, max_time_s: 0.5}
+"""
+KILL_PLUGIN = """\
+import os, signal, threading
+
+def pytest_configure(config):
+    from backends.triton import scenarios
+    original = scenarios.run_workers
+
+    def run_workers(target, jobs, what, window_s):
+        # Kill the server (no chance to clean up) while the sweep's clients are sending.
+        threading.Timer(0.4, os.kill, (target.server.proc.pid, signal.SIGKILL)).start()
+        return original(target, jobs, what, window_s)
+
+    scenarios.run_workers = run_workers
+"""
+
+
+def leftovers(before_shm: set, records: list) -> list[str]:
+    found = [f"/dev/shm/{r}" for r in server.shm_regions() - before_shm]
+    for record in records:
+        srv = record["backend"]["server"]
+        if psutil.pid_exists(srv["pid"]) and "tritonserver" in " ".join(psutil.Process(srv["pid"]).cmdline()):
+            found.append(f"tritonserver pid {srv['pid']}")
+        if Path(srv["workdir"]).exists():
+            found.append(srv["workdir"])
+    found += [str(p) for p in Path("/tmp").glob("python_env_*")]
+    return found
+
+
+def run_bench(tmp_path, matrix_text, *extra, env=None):
+    matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
+    matrix.write_text(matrix_text)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/test_cells.py", "-q", "-p", "no:cacheprovider",
+                           "--matrix", str(matrix), "--benchmark-json", str(out), *extra],
+                          cwd=ROOT, capture_output=True, text=True, timeout=400, env=env)
+    doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
+    records = {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"] if b["extra_info"]}
+    return proc, records, time.monotonic() - start
+
+
+def test_cells_through_the_embedded_server(tmp_path):
+    shm = server.shm_regions()
+    matrix = textwrap.dedent("""\
+        name: serving-e2e
+        axes: {model: [tiny], backend: [triton-grpc], mode: [latency, sweep, poisson], precision: [fp32],
+               batch: [1], seq_len: [16], phase: [prefill]}
+        include:
+          - {backend: triton-http, mode: latency, batch: 3, phase: rank, reason: "HTTP, the rank phase"}
+        """) + SERVING
+    proc, records, _ = run_bench(tmp_path, matrix)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert set(records) == {"tiny-triton-grpc-latency-fp32-b1-s16-prefill", "tiny-triton-grpc-sweep-fp32-b1-s16-prefill",
+                            "tiny-triton-grpc-poisson-fp32-b1-s16-prefill", "tiny-triton-http-latency-fp32-b3-s16-rank"}
+    pids = {r["backend"]["server"]["pid"] for r in records.values()}
+    assert len(pids) == 1, "one server serves the whole session"
+    for record in records.values():
+        jsonschema.validate(record, schema())
+        assert record["numerics"]["passed"] is True and record["timer"]["method"] == "host_clock"
+        split = record["serving"]["per_request"]["server"]
+        assert set(split) == set(record["backend"]["models"])
+        entry = split[record["backend"]["entry_model"]]
+        assert entry["requests"] >= record["latency_ms"]["n"]
+        assert entry["compute_infer_us"] > 0 and entry["queue_us"] >= 0
+    sweep = records["tiny-triton-grpc-sweep-fp32-b1-s16-prefill"]["serving"]["sweep"]
+    assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 3]
+    assert [lv["clients"] for lv in sweep["levels"]] == [1, 2]
+    for level in sweep["levels"]:
+        assert level["requests_per_s"] > 0 and level["latency_ms"]["p50"] <= level["latency_ms"]["p99"]
+        assert level["batch"]["batch"] >= 1 and level["batch"]["nv_inference_exec_count"] > 0
+        assert {"queue_us", "compute_input_us", "compute_infer_us", "compute_output_us"} <= set(
+            next(iter(level["server"].values())))
+    (run,) = records["tiny-triton-grpc-poisson-fp32-b1-s16-prefill"]["serving"]["poisson"]["runs"]
+    assert run["target_rate"] == 30 and run["offered_rate"] > 0 and run["latency_ms"]["n"] > 0
+    assert leftovers(shm, records.values()) == []
+
+
+def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(tmp_path):
+    shm = server.shm_regions()
+    (tmp_path / "kill_plugin.py").write_text(KILL_PLUGIN)
+    matrix = textwrap.dedent("""\
+        name: serving-kill
+        axes: {model: [tiny], backend: [triton-grpc], mode: [latency, sweep], precision: [fp32], batch: [1],
+               seq_len: [16], phase: [prefill]}
+        include:
+          - {mode: latency, batch: 2, reason: "a cell after the crash: a fresh server takes over"}
+        """) + SERVING.replace("measure_s: 0.6", "measure_s: 30")
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    proc, records, took = run_bench(tmp_path, matrix, "-p", "kill_plugin", env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert took < 60, "a dead server must end the sweep at once, not after its 30 s window"
+    assert "FAILED bench/test_cells.py::test_cell[tiny-triton-grpc-sweep-fp32-b1-s16-prefill]" in proc.stdout
+    assert "the server died during the concurrency sweep at concurrency 1" in proc.stdout
+    assert "Traceback" not in proc.stdout
+    assert records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"]["numerics"]["passed"] is True
+    after = records["tiny-triton-grpc-latency-fp32-b2-s16-prefill"]
+    assert after["numerics"]["passed"] is True
+    assert after["backend"]["server"]["pid"] != records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"][
+        "backend"]["server"]["pid"]
+    assert leftovers(shm, records.values()) == []
+
+
+def test_a_model_that_fails_to_load_carries_the_log_tail(tmp_path):
+    shm = server.shm_regions()
+    srv = server.EmbeddedServer(gpu=False).start()
+    try:
+        folder = srv.repository / "broken"
+        (folder / "1").mkdir(parents=True)
+        (folder / "config.pbtxt").write_text('name: "broken"\nbackend: "python"\nmax_batch_size: 1\n'
+                                             'input [ { name: "X" data_type: TYPE_INT64 dims: [ 1 ] } ]\n'
+                                             'output [ { name: "Y" data_type: TYPE_INT64 dims: [ 1 ] } ]\n')
+        (folder / "1" / "model.py").write_text(
+            "class TritonPythonModel:\n    def initialize(self, args):\n"
+            "        raise RuntimeError('weights-missing-7731')\n")
+        with pytest.raises(BackendError) as info:
+            srv.load("broken")
+        message = str(info.value)
+        assert message.startswith("triton | model broken failed to load: ")
+        assert "weights-missing-7731" in message and "server log tail:" in message
+        assert srv.alive(), "one broken model does not take the server down"
+    finally:
+        pid, workdir = srv.proc.pid, srv.workdir
+        srv.stop()
+    assert not psutil.pid_exists(pid) and not workdir.exists()
+    assert server.shm_regions() - shm == set()
+
+
+def test_a_server_that_cannot_start_reports_its_log(monkeypatch, tmp_path):
+    # A stand-in binary that fails the way a broken installation does: a message, then exit 1.
+    fake = tmp_path / "tritonserver"
+    fake.write_text("#!/bin/sh\necho 'error: creating server: Internal - libcuda-ish failure 4242' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(server.BINARY_ENV, str(fake))
+    srv = server.EmbeddedServer(gpu=False, startup_timeout_s=10)
+    with pytest.raises(BackendError, match="exited with code 1 while starting; log tail:\n.*failure 4242"):
+        srv.start()
+    assert not srv.workdir.exists()

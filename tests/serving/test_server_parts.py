@@ -1,0 +1,57 @@
+"""Server pieces that need no server: --triton-url parsing, the backend folder, free ports, availability."""
+import os
+
+import pytest
+
+from backends import get_backend
+from backends.triton import server
+from matrices.errors import BackendError, BackendUnavailable
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("10.0.0.5", ("10.0.0.5", 8000, 8001, 8002)),
+    ("127.0.0.1:9000", ("127.0.0.1", 9000, 9001, 9002)),
+    ("http://127.0.0.1:9000/", ("127.0.0.1", 9000, 9001, 9002)),
+    ("http=h:1,grpc=h:2,metrics=h:3", ("h", 1, 2, 3)),
+])
+def test_triton_url_forms(text, expected):
+    e = server.parse_url(text)
+    assert (e.host, e.http_port, e.grpc_port, e.metrics_port) == expected
+    assert e.metrics == f"http://{e.host}:{e.metrics_port}/metrics"
+
+
+@pytest.mark.parametrize("text,words", [
+    (":8000", "has no host"), ("h:http", "'http' is not a port number"), ("h:70000", "not a port number"),
+    ("http=h:1,grpc=h:2", "missing: metrics"), ("http=a:1,grpc=b:2,metrics=a:3", "names several hosts"),
+])
+def test_bad_triton_urls(text, words):
+    with pytest.raises(BackendError, match=words):
+        server.parse_url(text)
+
+
+def test_the_backend_folder_links_the_bundled_stub():
+    folder = server.backend_directory() / "python"
+    stub = folder / "triton_python_backend_stub"
+    assert stub.is_symlink() and os.access(stub, os.X_OK)
+    assert (folder / "libtriton_python.so").exists() and (folder / "triton_python_backend_utils.py").exists()
+    assert server.backend_directory() / "python" == folder  # idempotent
+
+
+def test_free_ports_are_distinct_and_bindable():
+    ports = {server.free_port() for _ in range(5)}
+    assert len(ports) >= 4 and all(1024 < p < 65536 for p in ports)
+
+
+def test_a_missing_server_binary_makes_the_backend_unavailable(monkeypatch, tmp_path):
+    monkeypatch.delenv(server.URL_ENV, raising=False)
+    monkeypatch.setenv(server.BINARY_ENV, str(tmp_path / "no-such-tritonserver"))
+    ok, why = get_backend("triton-grpc").availability()
+    assert not ok and "no executable tritonserver at" in why and "GENREC_TRITONSERVER" in why
+    with pytest.raises(BackendUnavailable, match="no executable tritonserver"):
+        server.EmbeddedServer(gpu=False).start()
+
+
+def test_a_remote_url_needs_no_bundle(monkeypatch, tmp_path):
+    monkeypatch.setenv(server.URL_ENV, "127.0.0.1:1")
+    monkeypatch.setenv(server.BINARY_ENV, str(tmp_path / "no-such-tritonserver"))
+    assert get_backend("triton-grpc").availability() == (True, "")
