@@ -1,0 +1,35 @@
+"""ort-cuda on the GPU machine: the session really runs on CUDA, I/O is bound on the device, and fp32/fp16
+cells of every phase pass the oracle. Skipped with the reason where onnxruntime-gpu or a GPU is missing."""
+from __future__ import annotations
+
+import pytest
+
+from backends import get_backend
+from bench.oracle import compare, tolerance_for
+from bench.reference import reference_topk
+from matrices.cells import Cell
+from models import draw
+
+pytestmark = pytest.mark.gpu
+CUDA_OK, CUDA_WHY = get_backend("ort-cuda").availability()
+
+
+@pytest.mark.skipif(not CUDA_OK, reason=f"ort-cuda unavailable: {CUDA_WHY}")
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("phase", ["prefill", "decode", "rank"])
+def test_ort_cuda_binds_on_device_and_passes_the_oracle(tiny, phase, precision):
+    cell = Cell(model="tiny", backend="ort-cuda", mode="eager", precision=precision, batch=8, seq_len=32,
+                phase=phase)
+    drawn = draw(tiny.cfg, phase, cell.batch, cell.seq_len, seed=7)
+    with get_backend("ort-cuda").prepare(tiny, cell) as session:
+        assert session.timer == "sync_clock" and session.device == "cuda:0"
+        result = session.runner(drawn)()
+        session.synchronize()
+        assert all(value.device_name().lower() == "cuda" for value in result)  # outputs stayed on the GPU
+        scores, items = session.fetch(result)
+        info = session.info()
+    assert info["providers"][0] == "CUDAExecutionProvider"
+    assert info["provider_options"]["CUDAExecutionProvider"]["use_tf32"] == "0"
+    ref_scores, ref_items = reference_topk("tiny", phase, drawn)
+    verdict = compare(ref_scores, ref_items, scores, items, tolerance_for(precision))
+    assert verdict.passed, verdict.message
