@@ -32,7 +32,7 @@ CLIENT_DEPS = {"grpc": ("tritonclient", "grpc"), "http": ("tritonclient", "geven
 class TritonSession(Session):
     timer = "host_clock"  # a blocking request returns when the server has answered
 
-    def __init__(self, backend: "TritonBackend", cell, spec, server, models, gpu: bool):
+    def __init__(self, backend: TritonBackend, cell, spec, server, models, gpu: bool):
         from backends.triton.client import SyncClient
 
         self.name, self.protocol, self.cell, self.spec = backend.name, backend.protocol, cell, spec

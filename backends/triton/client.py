@@ -6,7 +6,7 @@ so the JSON header holds only names, shapes and byte sizes. tritonclient is impo
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

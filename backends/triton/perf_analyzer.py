@@ -43,13 +43,13 @@ def locate() -> tuple[str | None, str]:
                       f"glibc >= 2.38 and this machine has glibc {platform.libc_ver()[1] or 'unknown'}")
     try:
         # No --help: run bare, it prints its usage. A loader failure (glibc) shows on stderr.
-        probe = subprocess.run([found], capture_output=True, text=True, timeout=20)
+        probe = subprocess.run([found], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"{found} does not run: {exc}"
     text = probe.stdout + probe.stderr
     if "GLIBC" in text and "not found" in text:
-        return None, f"{found} needs a newer glibc than this machine's {platform.libc_ver()[1]}: " \
-                     f"{text.strip().splitlines()[0][:200]}"
+        return None, (f"{found} needs a newer glibc than this machine's {platform.libc_ver()[1]}: "
+                      f"{text.strip().splitlines()[0][:200]}")
     if "Usage" not in text and "usage" not in text and "-m" not in text:
         return None, f"{found} does not look like perf_analyzer: {text.strip()[:200]}"
     return found, ""
@@ -96,7 +96,7 @@ def cross_check(binary: str, *, protocol: str, url: str, model: str, batch: int,
                       stability=spec.stability_percentage, max_trials=spec.max_trials)
         timeout = 30 + spec.max_trials * spec.measurement_interval_ms / 1000 * 3
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             out.append({"concurrency": c, "ok": False, "reason": f"no result within {timeout:.0f} s"})
             continue

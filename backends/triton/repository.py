@@ -185,7 +185,7 @@ def exported_genrec_config(name: str, backend: str, cfg, phase: str, spec: Servi
                            f"choose onnxruntime or tensorrt")
     if phase not in SERVED_PHASES:
         raise BackendError(f"triton | phase {phase!r} is not served; served phases: {', '.join(SERVED_PHASES)}")
-    k, width = widths(cfg, phase, spec.preselect)
+    width = widths(cfg, phase, spec.preselect)[1]
     inputs = [Tensor("ids", "INT64", (-1,)), Tensor("lengths", "INT64", (1,), reshape=())]
     if phase == "rank":
         inputs += [Tensor("context", "INT64", (len(cfg.context_vocab),)),
@@ -225,7 +225,7 @@ def main(argv=None) -> int:
         (args.out / names["genrec"] / "1" / "model.py").unlink(missing_ok=True)
         (args.out / names["genrec"] / "config.pbtxt").write_text(
             exported_genrec_config(names["genrec"], args.genrec_backend, cfg, args.phase, spec, args.gpu))
-        k, _ = widths(cfg, args.phase, spec.preselect)
+        k = widths(cfg, args.phase, spec.preselect)[0]
         (args.out / names["ensemble"] / "config.pbtxt").write_text(ensemble_config(
             names, spec, models.inputs, (Tensor("SCORES", "FP32", (k,)), Tensor("ITEMS", "INT64", (k,))),
             genrec_io=EXPORTED_IO))

@@ -93,7 +93,7 @@ def bundle_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise BackendUnavailable("triton", "the nvidia-pytriton wheel (which bundles tritonserver) is not "
                                            "installed; pip install --no-deps nvidia-pytriton==0.7.0")
-    return Path(list(spec.submodule_search_locations)[0]) / "tritonserver"
+    return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
 def server_binary() -> Path:
@@ -135,13 +135,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+try:
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved now: the forked child must not dlopen
+except (OSError, AttributeError):
+    _prctl = None
+
+
 def _die_with_parent() -> None:
-    # Runs in the child before exec: the kernel sends SIGTERM when the harness process dies, so even a
-    # SIGKILLed harness leaves no orphan server.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    # Runs in the child between fork and exec: the kernel sends SIGTERM when the harness process dies, so even
+    # a SIGKILLed harness leaves no orphan server. One already-resolved libc call, nothing that takes locks.
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _python_env_dirs() -> set[str]:
@@ -177,7 +181,7 @@ class EmbeddedServer:
         self._env_dirs_before: set[str] = set()
 
     # -- lifecycle
-    def start(self) -> "EmbeddedServer":
+    def start(self) -> EmbeddedServer:
         """Start and wait until ready; on any failure nothing is left behind (process, folders)."""
         try:
             return self._start()
@@ -185,7 +189,7 @@ class EmbeddedServer:
             self.stop()
             raise
 
-    def _start(self) -> "EmbeddedServer":
+    def _start(self) -> EmbeddedServer:
         binary, backends = server_binary(), backend_directory()
         env_root = ensure_stub_env()
         bundle_libs = bundle_dir().parent.parent / "nvidia_pytriton.libs"
@@ -206,12 +210,9 @@ class EmbeddedServer:
             cmd += ["--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0",
                     "--cuda-memory-pool-byte-size=0:0"]
         self._env_dirs_before = _python_env_dirs()
-        log = open(self.log_path, "wb")
-        try:
+        with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, preexec_fn=_die_with_parent)
-        finally:
-            log.close()
+                                         env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - see there
         _track(self)
         self._wait_ready()
         return self
@@ -418,7 +419,7 @@ def shared_server(*, gpu: bool, startup_timeout_s: float = 90.0) -> EmbeddedServ
 def shutdown_all() -> None:
     """Stop every server this process started (session end, exit, SIGTERM)."""
     global _shared
-    for server in list(_running):
+    for server in _running:
         server.stop()
     _shared = None
 

@@ -83,7 +83,7 @@ def ensure_stub_env() -> Path:
     _run(cmd, f"installing {NUMPY_PIN} into the stub venv")
     (site / _PTH_NAME).write_text("".join(p + "\n" for p in parent_site_packages()))
     check = subprocess.run([str(env / "bin" / "python3"), "-c", "import numpy; print(numpy.__version__)"],
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, check=False)
     if check.returncode != 0 or not check.stdout.startswith("1."):
         raise BackendError(f"triton | the stub venv does not import numpy 1.x: "
                            f"{(check.stdout + check.stderr).strip()[-400:]}")
@@ -92,7 +92,7 @@ def ensure_stub_env() -> Path:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip()[-600:]
         raise BackendError(f"triton | {what} failed (exit {proc.returncode}): {tail}")

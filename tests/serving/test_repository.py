@@ -1,7 +1,7 @@
 """The model repository generator: names, config texts (Python backend, ensemble, ONNX Runtime, TensorRT)."""
 import pytest
 
-from backends.triton.repository import (EXPORTED_IO, exported_genrec_config, main, model_set, widths)
+from backends.triton.repository import EXPORTED_IO, exported_genrec_config, main, model_set, widths
 from matrices.errors import BackendError
 from matrices.serving import ServingSpec, SweepSpec
 from models import preset

@@ -39,7 +39,7 @@ class TritonPythonModel:
     def execute(self, requests):
         try:
             return self._execute(requests)
-        except Exception as exc:  # the whole batch failed: every request hears why
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed: every request hears why
             error = pb_utils.TritonError(f"genrec | {type(exc).__name__}: {exc}")
             return [pb_utils.InferenceResponse(error=error) for _ in requests]
 

@@ -24,7 +24,7 @@ class TritonPythonModel:
                 responses.append(pb_utils.InferenceResponse(output_tensors=[
                     pb_utils.Tensor("SCORES", np.take_along_axis(scores, order, 1).astype(np.float32)),
                     pb_utils.Tensor("ITEMS", np.take_along_axis(items, order, 1).astype(np.int64))]))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the request answers with its error
                 responses.append(pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"postprocess | {type(exc).__name__}: {exc}")))
         return responses

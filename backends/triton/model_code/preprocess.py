@@ -23,7 +23,7 @@ class TritonPythonModel:
                 ids, lengths = self.pad(history)
                 responses.append(pb_utils.InferenceResponse(output_tensors=[
                     pb_utils.Tensor("IDS", ids), pb_utils.Tensor("LENGTHS", lengths)]))
-            except Exception as exc:  # one bad request answers with its error; the others still run
+            except Exception as exc:  # noqa: BLE001 - one bad request answers with its error; the others still run
                 responses.append(pb_utils.InferenceResponse(
                     error=pb_utils.TritonError(f"preprocess | {type(exc).__name__}: {exc}")))
         return responses
