@@ -53,7 +53,7 @@ def _gpu_visible() -> tuple[bool, str]:
 
         pynvml.nvmlInit()
         count = pynvml.nvmlDeviceGetCount()
-    except Exception as exc:  # no driver / no NVML: a fact about this machine, not an error
+    except Exception as exc:  # noqa: BLE001 — no driver / no NVML: a fact about this machine, not an error
         return False, f"no NVIDIA GPU visible (NVML: {type(exc).__name__}: {exc})"
     return (count > 0, "" if count else "NVML sees no GPU")
 

@@ -6,9 +6,9 @@ machine; backends/ort_backend.py applies it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 from matrices.cells import Cell
 from models.config import ModelConfig

@@ -17,9 +17,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ENV = "GENREC_CACHE_DIR"
@@ -98,7 +98,7 @@ class OnnxCache:
             return None, f"sha256 mismatch: {model.name} is {digest[:12]}…, manifest says {manifest.get('sha256', '')[:12]}…"
         try:
             check_onnx(model)
-        except Exception as exc:  # a checker failure is a corrupt entry: rebuild it
+        except Exception as exc:  # noqa: BLE001 — any checker failure is a corrupt entry: rebuild it
             return None, f"onnx.checker rejects {model.name}: {_first_line(exc)}"
         _verified.add(stamp)
         return Entry(model, manifest, built=False), "cached, sha256 and onnx.checker verified"

@@ -6,9 +6,20 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from backends.ort_options import (CPU_EP, CUDA_EP, TRT_EP, SessionSpec, cuda_provider_options, phase_shapes,
-                                  provider_list, session_spec, shape_range, trt_engine_dir, trt_profile_shapes,
-                                  trt_provider_options)
+from backends.ort_options import (
+    CPU_EP,
+    CUDA_EP,
+    TRT_EP,
+    SessionSpec,
+    cuda_provider_options,
+    phase_shapes,
+    provider_list,
+    session_spec,
+    shape_range,
+    trt_engine_dir,
+    trt_profile_shapes,
+    trt_provider_options,
+)
 from matrices.cells import Cell
 from models import preset
 
@@ -107,7 +118,7 @@ def test_engine_dir_changes_with_the_export_and_the_range(tmp_path):
 
 
 def test_int8_needs_a_calibration_table(tmp_path):
-    kwargs = dict(onnx_sha256=SHA, cache_root=tmp_path, batch_range=(1, 256), seq_range=(256, 256))
+    kwargs = {"onnx_sha256": SHA, "cache_root": tmp_path, "batch_range": (1, 256), "seq_range": (256, 256)}
     with pytest.raises(ValueError, match="int8=True needs int8_calibration_table"):
         trt_provider_options(SMALL, cell(), int8=True, **kwargs)
     opts = trt_provider_options(SMALL, cell(), int8=True, int8_calibration_table=tmp_path / "calib.cache",
