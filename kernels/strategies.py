@@ -157,7 +157,7 @@ class InteractionCase:
 def interaction_cases(
     *,
     shapes: st.SearchStrategy[tuple[int, int, int]] | None = None,
-    dtypes: st.SearchStrategy[torch.dtype] | None = None,  # noqa: A002 (mirrors the strategy's name)
+    dtypes: st.SearchStrategy[torch.dtype] | None = None,
     min_dense_dim: int = 0,
     max_dense_dim: int = 8,
 ) -> st.SearchStrategy[InteractionCase]:
@@ -201,7 +201,7 @@ class JaggedCase:
 def jagged_cases(
     *,
     lengths: st.SearchStrategy[list[int]] | None = None,
-    dtypes: st.SearchStrategy[torch.dtype] | None = None,  # noqa: A002 (mirrors the strategy's name)
+    dtypes: st.SearchStrategy[torch.dtype] | None = None,
     min_items: int = 1,
     max_items: int = 64,
     min_dim: int = 1,

@@ -17,7 +17,7 @@ import json
 import math
 import platform
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -73,7 +73,7 @@ def _time(op: Callable, inputs: list[tuple]) -> dict:
             with torch.cuda.graph(graph):
                 op(*args)
             graphs.append(graph)
-    except Exception as exc:  # a provider that syncs inside cannot be captured: keep its launch timing
+    except RuntimeError as exc:  # a provider that syncs inside cannot be captured: keep its launch timing
         print(f"  (not capturable: {type(exc).__name__}: {str(exc)[:120]}; using launch timing)", flush=True)
         return {"timing": launch, "timing_mode": "launch", "launch": launch}
     cycle = itertools.cycle(graphs)
@@ -232,11 +232,14 @@ def machine() -> dict:
     }
     try:
         import pynvml
-
+    except ImportError:
+        info["driver"] = "unknown (no nvidia-ml-py)"
+        return info
+    try:
         pynvml.nvmlInit()
         info["driver"] = pynvml.nvmlSystemGetDriverVersion()
-    except Exception as exc:  # the driver version is nice to have, not worth failing a run for
-        info["driver"] = f"unknown ({type(exc).__name__})"
+    except pynvml.NVMLError as exc:  # the driver version is nice to have, not worth failing a run for
+        info["driver"] = f"unknown ({exc})"
     return info
 
 

@@ -72,6 +72,7 @@ def test_case_tensors_replay_from_the_seed(icase, jcase):
     x2, d2 = icase.tensors()
     assert x1.shape == (icase.batch, icase.features, icase.dim) and x1.dtype == icase.dtype
     assert torch.equal(x1, x2) and (d1 is None) == (icase.dense_dim == 0)
+    assert (d1 is None and d2 is None) or torch.equal(d1, d2)
     values, offsets, table = jcase.tensors()
     assert offsets[0] == 0 and offsets[-1] == values.numel() == sum(jcase.lengths)
     assert table.shape == (jcase.num_items, jcase.dim)
