@@ -9,6 +9,7 @@ serving:
   instances: 1                # genrec instances (one Python stub process each)
   instance_kind: auto         # auto (GPU when CUDA is there) | cpu | gpu
   preselect: 2                # genrec returns preselect × k candidates; postprocess keeps the top k
+  cuda_graphs: true           # GPU instances replay one CUDA graph per batch bucket instead of eager launches
   startup_timeout_s: 90
   sweep: {concurrency: [1, 2, 4, 8], warmup_s: 0.5, measure_s: 2.0, clients: 1}
   poisson: {rates: [100, 200], duration_s: 2.0, warmup_s: 0.5, clients: 1, seed: 0}
@@ -69,6 +70,7 @@ class ServingSpec:
     instances: int = 1
     instance_kind: str = "auto"
     preselect: int = 2
+    cuda_graphs: bool = True
     startup_timeout_s: float = 90.0
     sweep: SweepSpec = field(default_factory=SweepSpec)
     poisson: PoissonSpec = field(default_factory=PoissonSpec)
@@ -77,7 +79,8 @@ class ServingSpec:
     def repository_key(self) -> dict:
         """What changes the generated model repository (the load settings do not)."""
         return {k: getattr(self, k) for k in ("target", "max_batch_size", "preferred_batch_sizes",
-                                              "max_queue_delay_us", "instances", "instance_kind", "preselect")}
+                                              "max_queue_delay_us", "instances", "instance_kind", "preselect",
+                                              "cuda_graphs")}
 
 
 def serving_spec(matrix) -> ServingSpec:
@@ -115,7 +118,7 @@ _RULES = {
     "seed": ("int", 0, False), "measurement_interval_ms": ("int", 1, False),
     "stability_percentage": ("num", 0, True), "max_trials": ("int", 1, False),
     "preferred_batch_sizes": ("ints", 1, False), "concurrency": ("ints", 1, False), "rates": ("nums", 0, True),
-    "target": ("str", None, False), "instance_kind": ("str", None, False),
+    "target": ("str", None, False), "instance_kind": ("str", None, False), "cuda_graphs": ("bool", None, False),
 }
 
 
@@ -146,6 +149,10 @@ def _fields(path, node: LineDict, cls, where: str, nested: dict | None = None) -
 
 
 def _value(path, line, name, value, kind, minimum, strict):
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise MatrixError(path, line, name, f"must be true or false, got {value!r}")
+        return value
     if kind == "str":
         if not isinstance(value, str):
             raise MatrixError(path, line, name, f"must be a string, got {value!r}")

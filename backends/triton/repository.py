@@ -99,7 +99,9 @@ def model_set(cfg, phase: str, precision: str, kernel: str, spec: ServingSpec, g
     names = {step: f"{prefix}_{step}" for step in ("preprocess", "genrec", "postprocess", "ensemble")}
     extra = _rank_inputs(cfg) if phase == "rank" else ()
     params = {"REPO_ROOT": str(ROOT), "PRESET": cfg.name, "PHASE": phase, "PRECISION": precision,
-              "KERNEL": kernel, "WIDTH": str(width), "TOP_K": str(k), "MAX_SEQ_LEN": str(cfg.max_seq_len)}
+              "KERNEL": kernel, "WIDTH": str(width), "TOP_K": str(k), "MAX_SEQ_LEN": str(cfg.max_seq_len),
+              "MAX_BATCH": str(spec.max_batch_size), "CUDA_GRAPHS": "1" if spec.cuda_graphs else "0",
+              "CONTEXT_WIDTH": str(len(cfg.context_vocab)), "CANDIDATES": str(cfg.num_candidates)}
     genrec_in = (Tensor("IDS", "INT64", (-1,), ragged=True), Tensor("LENGTHS", "INT64", (1,))) + extra
     cand = (Tensor("CAND_SCORES", "FP32", (width,)), Tensor("CAND_ITEMS", "INT64", (width,)))
     final = (Tensor("SCORES", "FP32", (k,)), Tensor("ITEMS", "INT64", (k,)))

@@ -97,3 +97,9 @@ def test_the_shipped_serving_matrices_load():
         matrix = load_matrix(str(root / name), known)
         assert isinstance(matrix.sections["serving"], ServingSpec)
         assert matrix.cells(known)
+
+
+def test_cuda_graphs_is_a_boolean(tmp_path):
+    assert serving_spec(load(tmp_path, "serving: {cuda_graphs: false}\n")).cuda_graphs is False
+    with pytest.raises(MatrixError, match="serving.cuda_graphs: must be true or false, got 'yes'"):
+        load(tmp_path, "serving: {cuda_graphs: 'yes'}\n")

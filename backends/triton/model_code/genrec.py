@@ -7,6 +7,12 @@ runs as one batch: histories are padded to the longest, run together, and split 
 
 In: IDS [n, S] (ragged S across requests), LENGTHS [n, 1], for rank CONTEXT [n, F], CANDIDATES [n, C].
 Out: CAND_SCORES [n, WIDTH] FP32, CAND_ITEMS [n, WIDTH] INT64, best first.
+
+CUDA_GRAPHS=1 (GPU instances): eager torch launches one kernel per op from Python, which for a small model
+costs more than the GPU work. So at initialize one CUDA graph is captured per batch bucket (powers of two up
+to MAX_BATCH), over histories padded to MAX_SEQ_LEN (causal attention: padding after the last real item
+changes nothing before it); a batch is copied into its bucket's static inputs and replayed. Rows past the
+batch hold stale inputs whose outputs are never read (rows are independent).
 """
 import json
 import sys
@@ -35,6 +41,32 @@ class TritonPythonModel:
         self.phase = params["PHASE"]
         self.forward = getattr(self.model, self.phase)
         self.extra = ("CONTEXT", "CANDIDATES") if self.phase == "rank" else ()
+        self.max_len = int(params["MAX_SEQ_LEN"])
+        self.graphs = {}
+        if gpu and params.get("CUDA_GRAPHS") == "1":
+            self._capture(int(params["MAX_BATCH"]), int(params["CONTEXT_WIDTH"]), int(params["CANDIDATES"]))
+
+    def _capture(self, max_batch, context_width, candidates):
+        torch = self.torch
+        buckets = sorted({min(1 << i, max_batch) for i in range(max_batch.bit_length() + 1)})
+        pool = torch.cuda.graph_pool_handle()
+        stream = torch.cuda.Stream(self.device)
+        for b in reversed(buckets):  # largest first: the shared pool is sized once
+            static = [torch.zeros(b, self.max_len, dtype=torch.int64, device=self.device),
+                      torch.ones(b, dtype=torch.int64, device=self.device)]
+            if self.phase == "rank":
+                static += [torch.zeros(b, context_width, dtype=torch.int64, device=self.device),
+                           torch.ones(b, candidates, dtype=torch.int64, device=self.device)]
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream), torch.inference_mode():
+                for _ in range(2):
+                    self.forward(*static)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(graph, pool=pool):
+                out = self.forward(*static)
+            self.graphs[b] = (graph, static, out)
+        torch.cuda.synchronize(self.device)
 
     def execute(self, requests):
         try:
@@ -57,11 +89,14 @@ class TritonPythonModel:
         inputs = [padded, lengths.reshape(-1)]
         for name in self.extra:
             inputs.append(np.concatenate([pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]))
-        with torch.inference_mode():
-            tensors = [torch.from_numpy(x).to(self.device, non_blocking=True) for x in inputs]
-            scores, items = self.forward(*tensors)
-            scores = scores.float().cpu().numpy()
-            items = items.cpu().numpy()
+        if self.graphs and width <= self.max_len:
+            scores, items = self._replay(inputs, padded.shape[0])
+        else:
+            with torch.inference_mode():
+                tensors = [torch.from_numpy(x).to(self.device, non_blocking=True) for x in inputs]
+                scores, items = self.forward(*tensors)
+                scores = scores.float().cpu().numpy()
+                items = items.cpu().numpy()
         responses, start = [], 0
         for n in rows:
             responses.append(pb_utils.InferenceResponse(output_tensors=[
@@ -69,3 +104,18 @@ class TritonPythonModel:
                 pb_utils.Tensor("CAND_ITEMS", items[start:start + n].astype(np.int64))]))
             start += n
         return responses
+
+    def _replay(self, inputs, n):
+        torch = self.torch
+        bucket = next((b for b in sorted(self.graphs) if b >= n), None)
+        if bucket is None:  # more rows than the largest bucket: the batcher never sends that, eager would
+            raise ValueError(f"{n} rows exceed the largest captured batch {max(self.graphs)}")
+        graph, static, (scores, items) = self.graphs[bucket]
+        with torch.inference_mode():
+            ids = torch.from_numpy(inputs[0])
+            static[0][:n, : ids.shape[1]].copy_(ids, non_blocking=True)
+            static[0][:n, ids.shape[1]:].zero_()
+            for dst, src in zip(static[1:], inputs[1:]):
+                dst[:n].copy_(torch.from_numpy(src), non_blocking=True)
+            graph.replay()
+            return scores[:n].float().cpu().numpy(), items[:n].cpu().numpy()
