@@ -87,7 +87,7 @@ def pytest_generate_tests(metafunc):
     config = metafunc.config
     matrix, keep = config._genrec_matrix, _backend_filter(config)
     availability: dict[str, tuple[bool, str]] = {}
-    params = []
+    params, runnable = [], []
     for cell, excluded in matrix.cells(config._genrec_known):
         if not keep(cell.backend):
             continue
@@ -102,6 +102,9 @@ def pytest_generate_tests(metafunc):
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}"))
         params.append(pytest.param(cell, id=cell.id, marks=marks))
+        if not reason:
+            runnable.append(cell)
+    config._genrec_cells = tuple(runnable)
     metafunc.parametrize("cell", params)
 
 
@@ -109,6 +112,12 @@ def pytest_generate_tests(metafunc):
 def matrix(request):
     """The loaded Matrix (timing, tolerances, extra sections)."""
     return request.config._genrec_matrix
+
+
+@pytest.fixture
+def matrix_cells(request):
+    """Every runnable cell of the matrix (after filters and skips): the peers a backend may size engines for."""
+    return getattr(request.config, "_genrec_cells", ())
 
 
 @pytest.hookimpl(hookwrapper=True)

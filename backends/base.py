@@ -77,8 +77,13 @@ class Backend(abc.ABC):
     def availability(self) -> tuple[bool, str]:
         return True, ""
 
-    def prepare(self, model: torch.nn.Module, cell: Cell) -> Session:
-        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError."""
+    def prepare(self, model: torch.nn.Module, cell: Cell, peers: tuple[Cell, ...] = ()) -> Session:
+        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError.
+
+        `peers` are the other runnable cells of the matrix: a backend that builds shape-specialised engines
+        (TensorRT profiles) sizes them to the range its peers need, so one engine serves a whole batch sweep.
+        """
+        self.peers = tuple(peers) or (cell,)
         ok, reason = self.availability()
         if not ok:
             raise BackendUnavailable(self.name, reason)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from backends.base import Backend, Session
-from backends.ort_options import CPU_EP, PROVIDERS, TRT_EP, provider_list, session_spec, trt_provider_options
+from backends.ort_options import (CPU_EP, PROVIDERS, TRT_EP, provider_list, session_spec, shape_range,
+                                  trt_provider_options)
 from backends.registry import register_backend
 from matrices.cells import Cell
 from matrices.errors import BackendError
@@ -224,11 +225,11 @@ class OrtTensorRT(_OrtBackend):
     def providers(self, model, cell, export):
         from models.onnx_cache import cache_root
 
-        # The backend sees one cell, not the matrix: the profile covers this cell's shape exactly. A caller
-        # holding the matrix widens it with ort_options.shape_range so one engine serves every batch.
-        one = ((cell.batch, cell.batch), (cell.seq_len, cell.seq_len))
+        # One engine per profile serves every peer cell of the same model/precision/phase: the profile spans
+        # the batch and seq_len range the matrix asks of it (Backend.prepare handed the peers over).
+        batch_range, seq_range = shape_range(self.peers, cell)
         opts = trt_provider_options(model.cfg, cell, onnx_sha256=export.sha256, cache_root=cache_root().parent,
-                                    batch_range=one[0], seq_range=one[1])
+                                    batch_range=batch_range, seq_range=seq_range)
         return provider_list(self.name, trt_options=opts)
 
 

@@ -21,7 +21,7 @@ from models import draw, preset
 INPUT_SEED = 1234
 
 
-def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
+def run_cell(benchmark, cell: Cell, matrix: Matrix, peers: tuple[Cell, ...] = ()) -> dict:
     """Measure `cell` into `benchmark.extra_info`; raises OracleMismatch after recording a wrong answer."""
     cfg = preset(cell.model)
     drawn = draw(cfg, cell.phase, cell.batch, cell.seq_len, seed=INPUT_SEED)
@@ -32,7 +32,7 @@ def run_cell(benchmark, cell: Cell, matrix: Matrix) -> dict:
         raise BackendUnavailable(cell.backend, reason)
     device = "cpu"
     with MemoryProbe(backend.device) as probe:
-        with backend.prepare(model_for(cell.model, cell.kernel), cell) as session:
+        with backend.prepare(model_for(cell.model, cell.kernel), cell, peers) as session:
             device = session.device
             run = session.runner(drawn)
             first = run()

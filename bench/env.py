@@ -41,9 +41,28 @@ def _driver() -> str | None:
         return None
 
 
-@lru_cache(maxsize=None)
+# Distributions that share one import name: what is loaded decides, not what happens to be installed beside it.
+MODULES = {"onnxruntime": "onnxruntime", "triton": "triton", "tritonclient": "tritonclient"}
+
+
+def _loaded_versions() -> dict:
+    """Versions of the modules this process really imported (onnxruntime vs onnxruntime-gpu on one path)."""
+    out = {}
+    for name, module in MODULES.items():
+        mod = sys.modules.get(module)
+        if mod is not None and getattr(mod, "__version__", None):
+            out[name] = mod.__version__
+    return out
+
+
 def environment(device: str = "cpu") -> dict:
-    """The record's `env` section for a cell on `device` (read once per process and device)."""
+    """The record's `env` section for a cell on `device`."""
+    return _static_environment(device) | {"loaded": _loaded_versions()}
+
+
+@lru_cache(maxsize=None)
+def _static_environment(device: str = "cpu") -> dict:
+    """Device, driver and installed library versions (read once per process and device)."""
     cuda = device.startswith("cuda")
     return {
         "device": device,

@@ -5,9 +5,9 @@ from bench.cell_runner import run_cell
 from matrices.errors import BackendError, BackendUnavailable, OracleMismatch
 
 
-def test_cell(benchmark, cell, matrix):
+def test_cell(benchmark, cell, matrix, matrix_cells):
     try:
-        run_cell(benchmark, cell, matrix)
+        run_cell(benchmark, cell, matrix, matrix_cells)
     except BackendUnavailable as err:
         pytest.skip(err.reason)
     except (BackendError, OracleMismatch) as err:

@@ -131,3 +131,22 @@ def test_bf16_has_no_trt_options(tmp_path):
     with pytest.raises(ValueError, match="precision 'bf16' has no ONNX export"):
         trt_provider_options(SMALL, cell(precision="bf16"), onnx_sha256=SHA, cache_root=tmp_path,
                              batch_range=(1, 256), seq_range=(256, 256))
+
+
+def test_ort_trt_sizes_its_profile_from_the_peer_cells_it_was_prepared_with():
+    from types import SimpleNamespace
+
+    from backends import get_backend
+    from models import preset
+
+    backend = get_backend("ort-trt")
+    cell = Cell("small", "ort-trt", "eager", "fp16", 16, 256, "prefill")
+    backend.peers = (cell, cell.__class__("small", "ort-trt", "eager", "fp16", 1, 128, "prefill"),
+                     cell.__class__("small", "ort-trt", "eager", "fp16", 256, 256, "prefill"),
+                     cell.__class__("small", "ort-trt", "eager", "fp32", 512, 256, "prefill"))  # other engine
+    model = SimpleNamespace(cfg=preset("small"))
+    (_, opts), *_ = [p for p in backend.providers(model, cell, SimpleNamespace(sha256="ab" * 32))
+                     if isinstance(p, tuple)]
+    assert opts["trt_profile_min_shapes"] == "ids:1x128,lengths:1"
+    assert opts["trt_profile_opt_shapes"] == "ids:16x256,lengths:16"
+    assert opts["trt_profile_max_shapes"] == "ids:256x256,lengths:256"
