@@ -64,8 +64,14 @@ class TritonPythonModel:
             torch.cuda.current_stream(self.device).wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.inference_mode(), torch.cuda.graph(graph, pool=pool):
-                out = self.forward(*static)
-            self.graphs[b] = (graph, static, out)
+                scores, items = self.forward(*static)
+                out = [scores.float(), items]
+            # Pinned host twins of the static tensors: one async copy each way, one stream sync per batch.
+            # Inputs start as the (valid) placeholder ids and lengths: rows a batch leaves unused keep valid ids.
+            host_in = [t.cpu().pin_memory() for t in static]
+            host_out = [torch.empty_like(t, device="cpu").pin_memory() for t in out]
+            self.graphs[b] = (graph, static, out, host_in, host_out,
+                              [t.numpy() for t in host_in], [t.numpy() for t in host_out])
         torch.cuda.synchronize(self.device)
 
     def execute(self, requests):
@@ -78,44 +84,53 @@ class TritonPythonModel:
     def _execute(self, requests):
         torch = self.torch
         ids = [pb_utils.get_input_tensor_by_name(r, "IDS").as_numpy() for r in requests]
+        lengths = [pb_utils.get_input_tensor_by_name(r, "LENGTHS").as_numpy() for r in requests]
+        extras = [[pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.extra]
         width = max(a.shape[1] for a in ids)
         rows = [a.shape[0] for a in ids]
-        padded = np.zeros((sum(rows), width), dtype=np.int64)
-        start = 0
-        for a in ids:
-            padded[start:start + a.shape[0], : a.shape[1]] = a
-            start += a.shape[0]
-        lengths = np.concatenate([pb_utils.get_input_tensor_by_name(r, "LENGTHS").as_numpy() for r in requests])
-        inputs = [padded, lengths.reshape(-1)]
-        for name in self.extra:
-            inputs.append(np.concatenate([pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests]))
-        if self.graphs and width <= self.max_len:
-            scores, items = self._replay(inputs, padded.shape[0])
-        else:
+        n = sum(rows)
+        bucket = next((b for b in sorted(self.graphs) if b >= n), None) if width <= self.max_len else None
+        if bucket is not None:
+            scores, items = self._replay(bucket, ids, lengths, extras, n)
+        else:  # eager: CPU instances, or (never from the batcher) more rows than the largest graph
+            padded = np.zeros((n, width), dtype=np.int64)
+            start = 0
+            for a in ids:
+                padded[start:start + a.shape[0], : a.shape[1]] = a
+                start += a.shape[0]
+            inputs = [padded, np.concatenate(lengths).reshape(-1)] + [np.concatenate(e) for e in extras]
             with torch.inference_mode():
                 tensors = [torch.from_numpy(x).to(self.device, non_blocking=True) for x in inputs]
                 scores, items = self.forward(*tensors)
                 scores = scores.float().cpu().numpy()
                 items = items.cpu().numpy()
         responses, start = [], 0
-        for n in rows:
+        for rows_n in rows:
             responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("CAND_SCORES", scores[start:start + n]),
-                pb_utils.Tensor("CAND_ITEMS", items[start:start + n].astype(np.int64))]))
-            start += n
+                pb_utils.Tensor("CAND_SCORES", scores[start:start + rows_n]),
+                pb_utils.Tensor("CAND_ITEMS", items[start:start + rows_n])]))
+            start += rows_n
         return responses
 
-    def _replay(self, inputs, n):
+    def _replay(self, bucket, ids, lengths, extras, n):
+        """Stage the batch in the bucket's pinned inputs, copy, replay, copy back, one sync. The returned
+        arrays view pinned memory that the next execute() overwrites: the responses are sent before that."""
         torch = self.torch
-        bucket = next((b for b in sorted(self.graphs) if b >= n), None)
-        if bucket is None:  # more rows than the largest bucket: the batcher never sends that, eager would
-            raise ValueError(f"{n} rows exceed the largest captured batch {max(self.graphs)}")
-        graph, static, (scores, items) = self.graphs[bucket]
+        graph, static, out, host_in, host_out, np_in, np_out = self.graphs[bucket]
+        start = 0
+        for a, length in zip(ids, lengths):
+            end = start + a.shape[0]
+            np_in[0][start:end, : a.shape[1]] = a
+            np_in[0][start:end, a.shape[1]:] = 0
+            np_in[1][start:end] = length.reshape(-1)
+            start = end
+        for dst, parts in zip(np_in[2:], extras):
+            dst[:n] = np.concatenate(parts)
         with torch.inference_mode():
-            ids = torch.from_numpy(inputs[0])
-            static[0][:n, : ids.shape[1]].copy_(ids, non_blocking=True)
-            static[0][:n, ids.shape[1]:].zero_()
-            for dst, src in zip(static[1:], inputs[1:]):
-                dst[:n].copy_(torch.from_numpy(src), non_blocking=True)
+            for dev, host in zip(static, host_in):
+                dev.copy_(host, non_blocking=True)
             graph.replay()
-            return scores[:n].float().cpu().numpy(), items[:n].cpu().numpy()
+            for host, dev in zip(host_out, out):
+                host.copy_(dev, non_blocking=True)
+            torch.cuda.current_stream(self.device).synchronize()
+        return np_out[0][:n], np_out[1][:n]
