@@ -330,7 +330,7 @@ class EmbeddedServer:
 
     def describe(self) -> dict:
         return {"kind": "embedded", "binary": str(server_binary()), "pid": self.proc.pid if self.proc else None,
-                "workdir": str(self.workdir),
+                "workdir": str(self.workdir), "version": server_version(self.endpoints),
                 "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
                               "metrics": self.endpoints.metrics}}
 
@@ -369,7 +369,7 @@ class RemoteServer:
         return f"(the server at {self.endpoints.http} is not ours; see its own log)"
 
     def describe(self) -> dict:
-        return {"kind": "remote", "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
+        return {"kind": "remote", "version": server_version(self.endpoints), "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
                                                 "metrics": self.endpoints.metrics}}
 
 
@@ -379,6 +379,15 @@ def _http_ok(url: str) -> bool:
             return resp.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
+
+
+def server_version(endpoints: Endpoints) -> str | None:
+    """The server's own version from its metadata endpoint (`GET /v2`), None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{endpoints.http}/v2", timeout=2) as resp:
+            return json.loads(resp.read()).get("version")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
+        return None
 
 
 def _error_text(err: urllib.error.HTTPError) -> str:

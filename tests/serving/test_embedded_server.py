@@ -90,6 +90,7 @@ def test_cells_through_the_embedded_server(tmp_path):
         entry = split[record["backend"]["entry_model"]]
         assert entry["requests"] >= record["latency_ms"]["n"]
         assert entry["compute_infer_us"] > 0 and entry["queue_us"] >= 0
+        assert record["backend"]["server"]["version"] == "2.51.0"
     sweep = records["tiny-triton-grpc-sweep-fp32-b1-s16-prefill"]["serving"]["sweep"]
     assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 3]
     assert [lv["clients"] for lv in sweep["levels"]] == [1, 2]
