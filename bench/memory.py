@@ -6,6 +6,7 @@ peak of a cell lasts only as long as its largest intermediate.
 """
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -75,6 +76,10 @@ class MemoryProbe:
         if self.cuda:
             index = torch.device(self.device).index or 0
             self._nvml = _Nvml(index)
+            # Hand back what earlier cells left in torch's cache, so the NVML start reading is the floor this
+            # cell grows from; otherwise it reuses cached blocks and its device delta reads as zero.
+            gc.collect()
+            torch.cuda.empty_cache()
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             self._start_dev = self._nvml.device_used()

@@ -18,7 +18,9 @@ DEFAULT_TOLERANCE = {
     # fp16 has ~3 decimal digits, bf16 ~2, and the decoder stacks several of their roundings.
     "fp32": {"max_abs_err": float("inf"), "max_rel_err": 1e-3, "topk_agreement": 0.99},
     "fp16": {"max_abs_err": float("inf"), "max_rel_err": 2e-2, "topk_agreement": 0.80},
-    "bf16": {"max_abs_err": float("inf"), "max_rel_err": 8e-2, "topk_agreement": 0.60},
+    # bf16: fp16's limit scaled by its 8x coarser mantissa. The rank head's small logits lose most: 9.9e-2
+    # on the small preset at batch 1 (H100, every torch mode alike) with its top-k still exactly right.
+    "bf16": {"max_abs_err": float("inf"), "max_rel_err": 1.6e-1, "topk_agreement": 0.60},
 }
 
 
