@@ -19,6 +19,14 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).parent
 DEFAULT_MATRIX = "matrices/smoke.yaml"
 
+# Without a CUDA device the Triton kernels can only run in Triton's interpreter, which must be chosen before
+# triton is imported; an explicit TRITON_INTERPRET in the environment wins.
+if "TRITON_INTERPRET" not in os.environ:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 settings.register_profile(
     "ci", derandomize=True, max_examples=25, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -81,22 +89,30 @@ def _backend_filter(config):
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
+    import torch
+
     from backends import get_backend
+    from kernels import kernel_availability
     from models import preset
 
     config = metafunc.config
     matrix, keep = config._genrec_matrix, _backend_filter(config)
     availability: dict[str, tuple[bool, str]] = {}
+    devices: dict[str, str] = {}
     params, runnable = [], []
     for cell, excluded in matrix.cells(config._genrec_known):
         if not keep(cell.backend):
             continue
         if cell.backend not in availability:
-            availability[cell.backend] = get_backend(cell.backend).availability()
+            backend = get_backend(cell.backend)
+            availability[cell.backend] = backend.availability()
+            devices[cell.backend] = torch.device(backend.device).type
         ok, why = availability[cell.backend]
+        kernel_ok, kernel_why = kernel_availability(cell.kernel, devices[cell.backend])
         limit = preset(cell.model).max_seq_len
         reason = (excluded
                   or (None if ok else f"{cell.backend} unavailable: {why}")
+                  or (None if kernel_ok else kernel_why)
                   or (f"seq_len {cell.seq_len} exceeds {cell.model}'s max_seq_len {limit}"
                       if cell.seq_len > limit else None))
         marks = [pytest.mark.skip(reason=reason)] if reason else []

@@ -5,3 +5,26 @@ ONNX-exportable), ``triton.py`` (the fused Triton kernel) and one dispatch funct
 takes ``kernel=`` and raises on an unknown choice. Importing this package never imports triton: the Triton
 path imports it on first use, so the harness imports on machines without it.
 """
+from __future__ import annotations
+
+import importlib.util
+
+from kernels._triton import interpreting
+
+KERNEL_CHOICES = ("torch", "triton")
+
+
+def kernel_availability(kernel: str, device_type: str) -> tuple[bool, str]:
+    """Whether `kernel` can run on tensors of `device_type` ("cpu" or "cuda") here, and if not, why.
+
+    Answers without importing triton, so a matrix can skip such cells with the reason instead of failing them.
+    """
+    if kernel not in KERNEL_CHOICES:
+        return False, f"unknown kernel {kernel!r}; choose one of {KERNEL_CHOICES}"
+    if kernel == "torch":
+        return True, ""
+    if importlib.util.find_spec("triton") is None:
+        return False, "kernel=triton needs the 'triton' package (the `kernels` extra)"
+    if device_type == "cpu" and not interpreting():
+        return False, "kernel=triton on CPU runs only in Triton's interpreter: set TRITON_INTERPRET=1"
+    return True, ""

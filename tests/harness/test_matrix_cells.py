@@ -87,3 +87,15 @@ def test_shipped_matrices_load(name):
     assert runnable, f"{name} has no runnable cell"
     for cell in runnable:
         assert cell.seq_len <= presets()[cell.model].max_seq_len, cell.id
+
+
+def test_kernel_availability_explains_a_cpu_without_the_interpreter(monkeypatch):
+    from kernels import kernel_availability
+
+    assert kernel_availability("torch", "cpu") == (True, "")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    ok, why = kernel_availability("triton", "cpu")
+    assert not ok and "TRITON_INTERPRET=1" in why
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert kernel_availability("triton", "cpu") == (True, "")
+    assert kernel_availability("cuda", "cpu")[0] is False
