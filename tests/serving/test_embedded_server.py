@@ -2,6 +2,7 @@
 server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
 folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is tested."""
 import json
+import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import psutil
 import pytest
+import torch
 
 from backends.triton import server
 from bench.record import schema
@@ -164,3 +166,58 @@ def test_a_server_that_cannot_start_reports_its_log(monkeypatch, tmp_path):
     with pytest.raises(BackendError, match="exited with code 1 while starting; log tail:\n.*failure 4242"):
         srv.start()
     assert not srv.workdir.exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
+    """SIGTERM: the harness's handler stops the server, then dies of the signal as before. SIGKILL: nothing in
+    the harness runs; the kernel's parent-death signal makes the server stop itself (SIGTERM, clean exit)."""
+    shm = server.shm_regions()
+    script = ("import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom backends.triton.server import shared_server\n"
+              "srv = shared_server(gpu=False)\nprint(srv.proc.pid, srv.workdir, flush=True)\ntime.sleep(120)\n")
+    harness = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    try:
+        pid, workdir = harness.stdout.readline().split()
+        harness.send_signal(signum)
+        assert harness.wait(timeout=60) == -signum
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(int(pid)) and psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, f"tritonserver {pid} outlived its harness"
+            time.sleep(0.1)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    if signum == signal.SIGTERM:  # the handler ran: the server's folder went with it
+        assert not Path(workdir).exists()
+    else:  # no harness code ran after the kill; the folder is all that a SIGKILL leaves (tmp, no process)
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert server.shm_regions() - shm == set()
+
+
+def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
+    """A server of someone else's (here: one this test starts) serving a repository the generator's CLI wrote;
+    the bench only connects to it."""
+    from backends.triton.repository import main as write_repository
+
+    srv = server.EmbeddedServer(gpu=False).start()
+    try:
+        gpu = ["--gpu"] if torch.cuda.is_available() else []  # as the bench's `instance_kind: auto` decides
+        assert write_repository(["--model", "tiny", "--out", str(srv.repository), *gpu]) == 0
+        e = srv.endpoints
+        url = f"http=127.0.0.1:{e.http_port},grpc=127.0.0.1:{e.grpc_port},metrics=127.0.0.1:{e.metrics_port}"
+        matrix = ("name: remote\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32],"
+                  " batch: [2], seq_len: [16], phase: [prefill]}\n"  # no serving: section, as the CLI's defaults
+                  "timing: {warmup_rounds: 1, rounds: 3, min_rounds: 3}\n")
+        before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "tritonserver"}
+        proc, records, _ = run_bench(tmp_path, matrix, "--triton-url", url)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        (record,) = records.values()
+        assert record["backend"]["server"]["kind"] == "remote" and record["numerics"]["passed"] is True
+        assert record["backend"]["server"]["version"] == "2.51.0"
+        after = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "tritonserver"}
+        assert after == before, "the bench started no server of its own"
+    finally:
+        srv.stop()

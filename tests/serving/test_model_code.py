@@ -39,7 +39,8 @@ def pb_utils(monkeypatch):
     return mod
 
 
-def load(step, spec=ServingSpec(), phase="prefill"):
+def load(step, spec=None, phase="prefill"):
+    spec = spec or ServingSpec()
     models = model_set(preset("tiny"), phase, "fp32", "torch", spec, gpu=False)
     config = models.configs[f"{models.prefix}_{step}"]
     params = dict(line.split('key: "')[1].split('" value: { string_value: "') for line in config.splitlines()

@@ -47,8 +47,10 @@ def test_a_missing_server_binary_makes_the_backend_unavailable(monkeypatch, tmp_
     monkeypatch.setenv(server.BINARY_ENV, str(tmp_path / "no-such-tritonserver"))
     ok, why = get_backend("triton-grpc").availability()
     assert not ok and "no executable tritonserver at" in why and "GENREC_TRITONSERVER" in why
+    srv = server.EmbeddedServer(gpu=False)
     with pytest.raises(BackendUnavailable, match="no executable tritonserver"):
-        server.EmbeddedServer(gpu=False).start()
+        srv.start()
+    assert not srv.workdir.exists(), "a server that never started leaves no folder"
 
 
 def test_a_remote_url_needs_no_bundle(monkeypatch, tmp_path):
