@@ -149,9 +149,9 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    from bench.env import environment
-
     import torch
+
+    from bench.env import environment
 
     machine_info["genrec"] = environment("cuda:0" if torch.cuda.is_available() else "cpu")
 

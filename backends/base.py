@@ -7,7 +7,8 @@ Template methods keep the checks in one place: `prepare()` checks availability, 
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 

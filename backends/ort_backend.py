@@ -25,8 +25,15 @@ import numpy as np
 import torch
 
 from backends.base import Backend, Session
-from backends.ort_options import (CPU_EP, PROVIDERS, TRT_EP, provider_list, session_spec, shape_range,
-                                  trt_provider_options)
+from backends.ort_options import (
+    CPU_EP,
+    PROVIDERS,
+    TRT_EP,
+    provider_list,
+    session_spec,
+    shape_range,
+    trt_provider_options,
+)
 from backends.registry import register_backend
 from matrices.cells import Cell
 from matrices.errors import BackendError

@@ -2,8 +2,8 @@
 third-party backends through the `genrec_bench.backends` entry-point group."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from backends.base import Backend
 from matrices.errors import RegistryError

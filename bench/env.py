@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
 import torch
@@ -60,7 +60,7 @@ def environment(device: str = "cpu") -> dict:
     return _static_environment(device) | {"loaded": _loaded_versions()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _static_environment(device: str = "cpu") -> dict:
     """Device, driver and installed library versions (read once per process and device)."""
     cuda = device.startswith("cuda")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from statistics import fmean, pstdev
-from typing import Sequence
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -7,8 +7,9 @@ statistics measure finished work too. Inside it we keep our own per-round sample
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

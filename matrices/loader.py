@@ -6,8 +6,9 @@ passes what exists, so matrices/ stays the first stage of the one-way data flow.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from matrices.cells import AXES, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
 from matrices.errors import MatrixError

@@ -60,17 +60,18 @@ def load_yaml(path: str) -> Any:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError:
-        raise MatrixError(path, None, "file", "not found; pass --matrix with the path of a matrix YAML file")
+        raise MatrixError(path, None, "file",
+                          "not found; pass --matrix with the path of a matrix YAML file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise MatrixError(path, None, "file", f"cannot be read ({exc.__class__.__name__}: {exc})")
+        raise MatrixError(path, None, "file", f"cannot be read ({exc.__class__.__name__}: {exc})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise MatrixError(path, line, "yaml", f"not valid YAML: {exc.problem or exc.context}")
+        raise MatrixError(path, line, "yaml", f"not valid YAML: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
-        raise MatrixError(path, None, "yaml", f"not valid YAML: {exc}")
+        raise MatrixError(path, None, "yaml", f"not valid YAML: {exc}") from None
     if node is None:
         raise MatrixError(path, None, "file", "is empty; a matrix needs at least an `axes:` mapping")
     return _build(node, path)

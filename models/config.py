@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -75,7 +75,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
-@lru_cache(maxsize=None)
+@cache
 def presets() -> dict[str, ModelConfig]:
     """Every preset in models/presets.yaml, by name."""
     raw = yaml.safe_load(PRESETS_FILE.read_text())

@@ -133,7 +133,7 @@ class GenerativeRecommender(nn.Module):
         scores, idx = torch.topk(logits, min(self.top_k, c), dim=-1)
         return scores, candidates.gather(1, idx)
 
-    def variant(self, *, top_k: int | None = None, kernel: str | None = None) -> "GenerativeRecommender":
+    def variant(self, *, top_k: int | None = None, kernel: str | None = None) -> GenerativeRecommender:
         """The same weights (shared, not copied) with another k or kernel: the oracle's wide-k reference."""
         clone = copy.copy(self)
         clone.top_k = self.top_k if top_k is None else top_k

@@ -1,7 +1,6 @@
 """Every kind of bad matrix file gives one MatrixError line naming file, line and field."""
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
