@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backends.triton.settings import URL_ENV
-from backends.triton.stub_env import cache_dir, ensure_stub_env, libpython_dir, python_tag
+from backends.triton.stub_env import cache_dir, cache_lock, ensure_stub_env, libpython_dir, python_tag
 from matrices.errors import BackendError, BackendUnavailable
 
 BINARY_ENV = "GENREC_TRITONSERVER"
@@ -116,6 +116,12 @@ def backend_directory() -> Path:
     root = cache_dir() / "triton" / f"backends-py{python_tag()}"
     python = root / "python"
     python.mkdir(parents=True, exist_ok=True)
+    with cache_lock(root.name):
+        _link_backend(python, bundle, stub)
+    return root
+
+
+def _link_backend(python: Path, bundle: Path, stub: Path) -> None:
     for name, src in (("libtriton_python.so", bundle / "backends" / "python" / "libtriton_python.so"),
                       ("triton_python_backend_utils.py",
                        bundle / "backends" / "python" / "triton_python_backend_utils.py"),
@@ -126,7 +132,6 @@ def backend_directory() -> Path:
         if link.exists() or link.is_symlink():
             link.unlink()
         link.symlink_to(src)
-    return root
 
 
 def free_port() -> int:

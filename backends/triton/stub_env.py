@@ -9,6 +9,8 @@ folder of wheels to install from where no package index can be reached.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
@@ -64,12 +66,31 @@ def _env_site_packages(env: Path) -> Path:
     return env / "lib" / f"python{python_tag()}" / "site-packages"
 
 
+@contextlib.contextmanager
+def cache_lock(name: str):
+    """An exclusive lock file under the cache dir: two sessions never build the same thing at once."""
+    path = cache_dir() / "triton" / f".{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_stub_env() -> Path:
     """Make (once) and return the stub environment's root; its `bin/` goes first on the server's PATH."""
     env = stub_env_dir()
     if (env / _DONE_MARK).exists():
         return env
-    env.parent.mkdir(parents=True, exist_ok=True)
+    with cache_lock(env.name):
+        if not (env / _DONE_MARK).exists():  # another session may have made it while we waited
+            _make(env)
+    return env
+
+
+def _make(env: Path) -> None:
     base = getattr(sys, "_base_executable", sys.executable)
     _run([base, "-m", "venv", "--without-pip", "--clear", str(env)], "creating the stub venv")
     site = _env_site_packages(env)
@@ -88,7 +109,6 @@ def ensure_stub_env() -> Path:
         raise BackendError(f"triton | the stub venv does not import numpy 1.x: "
                            f"{(check.stdout + check.stderr).strip()[-400:]}")
     (env / _DONE_MARK).write_text(check.stdout)
-    return env
 
 
 def _run(cmd: list[str], what: str) -> None:
