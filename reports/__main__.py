@@ -27,11 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="a table of the cells of a --benchmark-json file")
     summary.add_argument("results", help="pytest-benchmark JSON written with --benchmark-json")
     summary.add_argument("--out", help="also write the table to this file")
+    summary.add_argument("--no-validate", action="store_true", help="skip the record schema check")
     table = sub.add_parser("pivot", help="a Markdown table of one metric, pivoted by cell axes")
     table.add_argument("results", nargs="+", help="one or more --benchmark-json files (read together)")
     table.add_argument("--rows", default="model,phase,batch", help="cell axes down the side (comma-separated)")
     table.add_argument("--cols", default="backend,mode,precision", help="cell axes across the top")
     table.add_argument("--metric", default="p50", choices=sorted(METRICS))
+    table.add_argument("--no-validate", action="store_true", help="skip the record schema check")
     return parser
 
 
@@ -39,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "pivot":
-            results = [r for path in args.results for r in load_results(path)[1]]
+            results = [r for path in args.results for r in load_results(path, validate=not args.no_validate)[1]]
             text = pivot(results, rows=_axes(args.rows), cols=_axes(args.cols), metric=args.metric)
         else:
-            machine, results = load_results(args.results)
+            machine, results = load_results(args.results, validate=not args.no_validate)
             text = format_summary(machine, results)
     except HarnessError as err:
         print(f"reports: {err}", file=sys.stderr)

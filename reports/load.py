@@ -43,7 +43,11 @@ def load_results(path: str, *, validate: bool = True) -> tuple[dict, list[Result
 
 
 def _validate(path, index, name, record, schema):
-    import jsonschema
+    try:
+        import jsonschema
+    except ImportError:
+        raise ResultsError("validating records needs the jsonschema package (a genrec-bench dependency): "
+                           "pip install jsonschema, or pass --no-validate") from None
 
     try:
         jsonschema.validate(record, schema)

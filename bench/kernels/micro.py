@@ -146,17 +146,24 @@ def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> 
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda x, cfg=cfg: impl.interaction_triton(x, config=cfg)
     want = interaction_reference(inputs[0][0])
+    return _run_providers("interaction", providers, inputs, want, dtype=dtype, check_size=dim, shape=shape,
+                          nbytes=nbytes, hbm_gbps=hbm_gbps, autotuned=impl.interaction_autotuned)
+
+
+def _run_providers(op: str, providers: dict, inputs: list, want, *, dtype, check_size: int, shape: dict,
+                   nbytes: int, hbm_gbps: float, autotuned) -> list[dict]:
+    """Check every provider against `want`, then time the ones that agree; a wrong one is recorded, not timed."""
     same_bytes = copy_us(nbytes)
     records = []
-    for name, op in providers.items():
-        error = _check(op(*inputs[0]), want, dtype, dim, f"interaction {name}")
+    for name, fn in providers.items():
+        error = _check(fn(*inputs[0]), want, dtype, check_size, f"{op} {name}")
         if error:
-            records.append({"op": "interaction", "provider": name, "shape": shape, "error": error})
+            records.append({"op": op, "provider": name, "shape": shape, "error": error})
             continue
-        records.append(_record("interaction", name, shape, dtype, nbytes, hbm_gbps, _time(op, inputs),
-                               same_bytes, input_copies=len(inputs)))
+        records.append(_record(op, name, shape, dtype, nbytes, hbm_gbps, _time(fn, inputs), same_bytes,
+                               input_copies=len(inputs)))
         print(_line(records[-1]), flush=True)
-    tuned = getattr(impl.interaction_autotuned, "best_config", None)
+    tuned = getattr(autotuned, "best_config", None)
     if tuned is not None and "error" not in records[0]:
         records[0]["config"] = str(tuned)
     return records
@@ -197,20 +204,8 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda v, o, t, cfg=cfg: impl.jagged_pooling_triton(v, o, t, mode=mode, config=cfg)
     want = jagged_pooling_reference(*inputs[0], mode=mode)
-    same_bytes = copy_us(nbytes)
-    records = []
-    for name, op in providers.items():
-        error = _check(op(*inputs[0]), want, dtype, 2 * mean_length, f"jagged_pooling {name}")
-        if error:
-            records.append({"op": "jagged_pooling", "provider": name, "shape": shape, "error": error})
-            continue
-        records.append(_record("jagged_pooling", name, shape, dtype, nbytes, hbm_gbps, _time(op, inputs),
-                               same_bytes, input_copies=len(inputs)))
-        print(_line(records[-1]), flush=True)
-    tuned = getattr(impl.jagged_pooling_autotuned, "best_config", None)
-    if tuned is not None and "error" not in records[0]:
-        records[0]["config"] = str(tuned)
-    return records
+    return _run_providers("jagged_pooling", providers, inputs, want, dtype=dtype, check_size=2 * mean_length,
+                          shape=shape, nbytes=nbytes, hbm_gbps=hbm_gbps, autotuned=impl.jagged_pooling_autotuned)
 
 
 def _line(r: dict) -> str:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from bench.record import schema
 from reports.__main__ import main as reports_main
@@ -28,8 +29,15 @@ def run_bench(tmp_path, matrix_text, *extra):
     return proc, (json.loads(out.read_text()) if out.exists() else None)
 
 
-def test_records_validate_and_summarize(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("e2e")
     proc, doc = run_bench(tmp_path, MATRIX)
+    return tmp_path, proc, doc
+
+
+def test_records_validate_and_summarize(bench_run, capsys):
+    tmp_path, proc, doc = bench_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(doc["benchmarks"]) == 6
     for bench in doc["benchmarks"]:
@@ -46,6 +54,16 @@ def test_records_validate_and_summarize(tmp_path, capsys):
     assert reports_main(["summary", str(tmp_path / "out.json")]) == 0
     table = capsys.readouterr().out
     assert "tiny-torch-cpu-bf16-b2-s16-rank" in table and "6 cells on" in table
+
+
+def test_pivot_tables_one_metric_by_axes(bench_run, capsys):
+    tmp_path, _, _ = bench_run
+    assert reports_main(["pivot", str(tmp_path / "out.json"), "--rows", "phase", "--cols", "precision",
+                         "--metric", "throughput"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| phase | fp32 | bf16 |"
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| prefill", "| decode", "| rank"]
+    assert all(line.count("|") == 4 and "–" not in line for line in lines[2:])
 
 
 def test_an_oracle_failure_fails_the_cell_but_keeps_its_numbers(tmp_path):
