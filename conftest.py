@@ -160,6 +160,7 @@ def pytest_terminal_summary(terminalreporter, config):
     matrix = getattr(config, "_genrec_matrix", None)
     out = config.getoption("benchmark_json", None)
     if matrix is not None and out is not None and terminalreporter.stats.get("passed"):
-        name = getattr(out, "name", out)
+        # A path from pytest-benchmark 5.3+, an open file from older releases.
+        name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", out)
         terminalreporter.write_line(f"genrec-bench: matrix {matrix.path} → {name}; "
                                     f"summary: python -m reports summary {name}")
