@@ -11,12 +11,27 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
+import types
 from pathlib import Path
 
-import pytest
-from hypothesis import HealthCheck, settings
+ROOT = Path(__file__).resolve().parent
 
-ROOT = Path(__file__).parent
+
+def _import_this_checkout_as_genrec_bench() -> None:
+    """`genrec_bench.<folder>` names this checkout's folders, installed or not; the checkout itself stays off
+    sys.path (`python -m pytest` puts the working directory there), so its generic top-level names (`models`,
+    `backends`, ...) never shadow a user's own packages."""
+    package = types.ModuleType("genrec_bench")
+    package.__path__ = [str(ROOT)]
+    sys.modules["genrec_bench"] = package
+    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT]
+
+
+_import_this_checkout_as_genrec_bench()
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
 DEFAULT_MATRIX = "matrices/smoke.yaml"
 
 # Without a CUDA device the Triton kernels can only run in Triton's interpreter, which must be chosen before
@@ -50,10 +65,10 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    from backends import backend_modes, load_entry_points
-    from kernels.interaction import KERNELS
-    from matrices import HarnessError, Known, load_matrix
-    from models import presets
+    from genrec_bench.backends import backend_modes, load_entry_points
+    from genrec_bench.kernels.interaction import KERNELS
+    from genrec_bench.matrices import HarnessError, Known, load_matrix
+    from genrec_bench.models import presets
 
     for option in ("benchmark_json", "matrix_jsonl"):
         # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
@@ -66,7 +81,7 @@ def pytest_configure(config):
         path = config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX)
         config._genrec_matrix = load_matrix(path, known)
         config._genrec_known = known
-        from backends.triton import configure as configure_triton
+        from genrec_bench.backends.triton_server import configure as configure_triton
 
         configure_triton(spec=config._genrec_matrix.sections.get("serving"), url=config.getoption("--triton-url"))
     except HarnessError as err:
@@ -75,7 +90,7 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     # The embedded Triton server is shared by a session's cells: stop it (SIGTERM and wait) when it ends.
-    server = sys.modules.get("backends.triton.server")
+    server = sys.modules.get("genrec_bench.backends.triton_server.server")
     if server is not None:
         server.shutdown_all()
 
@@ -91,9 +106,9 @@ def pytest_generate_tests(metafunc):
         return
     import torch
 
-    from backends import get_backend
-    from kernels import kernel_availability
-    from models import preset
+    from genrec_bench.backends import get_backend
+    from genrec_bench.kernels import kernel_availability
+    from genrec_bench.models import preset
 
     config = metafunc.config
     matrix, keep = config._genrec_matrix, _backend_filter(config)
@@ -151,7 +166,7 @@ def pytest_runtest_makereport(item, call):
 def pytest_benchmark_update_machine_info(config, machine_info):
     import torch
 
-    from bench.env import environment
+    from genrec_bench.bench.env import environment
 
     machine_info["genrec"] = environment("cuda:0" if torch.cuda.is_available() else "cpu")
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from matrices.cells import PRECISIONS, Cell
-from matrices.errors import BackendError, BackendUnavailable, HarnessError
+from genrec_bench.matrices.cells import PRECISIONS, Cell
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable, HarnessError
 
 TIMERS = ("cuda_event", "sync_clock", "host_clock")
 

@@ -24,8 +24,8 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from backends.base import Backend, Session
-from backends.ort_options import (
+from genrec_bench.backends.base import Backend, Session
+from genrec_bench.backends.ort_options import (
     CPU_EP,
     PROVIDERS,
     TRT_EP,
@@ -34,11 +34,11 @@ from backends.ort_options import (
     shape_range,
     trt_provider_options,
 )
-from backends.registry import register_backend
-from matrices.cells import Cell
-from matrices.errors import BackendError
-from models.inputs import phase_inputs
-from models.recommender import PHASE_INPUTS, PHASE_OUTPUTS
+from genrec_bench.backends.registry import register_backend
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.models.inputs import phase_inputs
+from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64}
@@ -89,7 +89,7 @@ class OrtSession(Session):
         try:
             self.sess = ort.InferenceSession(str(export.path), sess_options=spec.to_ort(ort), providers=providers)
         except Exception as exc:
-            from models.onnx_export import root_cause
+            from genrec_bench.models.onnx_export import root_cause
 
             raise BackendError(f"{backend} | cannot load ONNX file {export.path}: {root_cause(exc)}") from exc
         wanted, got = PROVIDERS[backend], self.sess.get_providers()
@@ -183,7 +183,7 @@ class _OrtBackend(Backend):
         return True, ""
 
     def prepare_impl(self, model, cell):
-        from models.onnx_export import exported_model
+        from genrec_bench.models.onnx_export import exported_model
 
         if cell.kernel != "torch":
             raise BackendError(f"{self.name} | kernel {cell.kernel!r} cannot run in ONNX Runtime: the Triton "
@@ -230,7 +230,7 @@ class OrtTensorRT(_OrtBackend):
         return _tensorrt_libraries()
 
     def providers(self, model, cell, export):
-        from models.onnx_cache import cache_root
+        from genrec_bench.models.onnx_cache import cache_root
 
         # One engine per profile serves every peer cell of the same model/precision/phase: the profile spans
         # the batch and seq_len range the matrix asks of it (Backend.prepare handed the peers over).

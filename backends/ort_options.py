@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from matrices.cells import Cell
-from models.config import ModelConfig
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.models.config import ModelConfig
 
 CPU_EP, CUDA_EP, TRT_EP = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 # The provider a backend asks for first: the session must really run on it (ORT falls back silently).

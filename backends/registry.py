@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
-from backends.base import Backend
-from matrices.errors import RegistryError
+from genrec_bench.backends.base import Backend
+from genrec_bench.matrices.errors import RegistryError
 
 ENTRY_POINT_GROUP = "genrec_bench.backends"
 _REGISTRY: dict[str, type[Backend]] = {}

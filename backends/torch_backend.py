@@ -11,11 +11,11 @@ import copy
 
 import torch
 
-from backends.base import Backend, Session
-from backends.registry import register_backend
-from matrices.cells import Cell
-from models.inputs import phase_inputs
-from models.recommender import PhaseModule
+from genrec_bench.backends.base import Backend, Session
+from genrec_bench.backends.registry import register_backend
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.models.inputs import phase_inputs
+from genrec_bench.models.recommender import PhaseModule
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 

@@ -5,18 +5,18 @@ its numbers in the JSON (marked `numerics.passed: false`).
 """
 from __future__ import annotations
 
-from backends import get_backend
-from bench.env import environment
-from bench.memory import MemoryProbe
-from bench.oracle import compare, recheck, tolerance_for
-from bench.record import build_record
-from bench.reference import model_for, reference_topk
-from bench.stats import bootstrap_ci, summarize, throughput
-from bench.timing import time_closure
-from matrices.cells import Cell
-from matrices.errors import BackendUnavailable, OracleMismatch
-from matrices.loader import Matrix
-from models import draw, preset
+from genrec_bench.backends import get_backend
+from genrec_bench.bench.env import environment
+from genrec_bench.bench.memory import MemoryProbe
+from genrec_bench.bench.oracle import compare, recheck, tolerance_for
+from genrec_bench.bench.record import build_record
+from genrec_bench.bench.reference_model import model_for, reference_topk
+from genrec_bench.bench.stats import bootstrap_ci, summarize, throughput
+from genrec_bench.bench.timing import time_closure
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.matrices.errors import BackendUnavailable, OracleMismatch
+from genrec_bench.matrices.loader import Matrix
+from genrec_bench.models import draw, preset
 
 INPUT_SEED = 1234
 

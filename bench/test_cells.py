@@ -1,8 +1,8 @@
 """One benchmark per matrix cell (parametrized by the plugin in conftest.py)."""
 import pytest
 
-from bench.cell_runner import run_cell
-from matrices.errors import BackendError, BackendUnavailable, OracleMismatch
+from genrec_bench.bench.cell_runner import run_cell
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable, OracleMismatch
 
 
 def test_cell(benchmark, cell, matrix, matrix_cells):

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from bench.stats import summarize
-from matrices.loader import Timing
+from genrec_bench.bench.stats import summarize
+from genrec_bench.matrices.loader import Timing
 
 TIMER_METHODS = {
     "cuda_event": "CUDA events around the closure on the current stream, then event.synchronize()",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from kernels._triton import interpreting
+from ._triton import interpreting
 
 KERNEL_CHOICES = ("torch", "triton")
 

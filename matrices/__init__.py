@@ -1,8 +1,8 @@
 """Matrix files: YAML axes → validated, frozen cells (the first stage of the data flow)."""
-from matrices import serving  # noqa: F401  (registers the `serving:` section parser)
-from matrices.cells import PHASES, PRECISIONS, Cell
-from matrices.errors import BackendUnavailable, HarnessError, MatrixError
-from matrices.loader import Known, Matrix, Rule, Timing, load_matrix
+from genrec_bench.matrices import serving  # noqa: F401  (registers the `serving:` section parser)
+from genrec_bench.matrices.cells import PHASES, PRECISIONS, Cell
+from genrec_bench.matrices.errors import BackendUnavailable, HarnessError, MatrixError
+from genrec_bench.matrices.loader import Known, Matrix, Rule, Timing, load_matrix
 
 __all__ = ["Cell", "PHASES", "PRECISIONS", "Known", "Matrix", "Rule", "Timing", "load_matrix",
            "HarnessError", "MatrixError", "BackendUnavailable"]

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from matrices.cells import AXES, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
-from matrices.errors import MatrixError
-from matrices.yaml_lines import LineDict, LineList, load_yaml
+from genrec_bench.matrices.cells import AXES, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
+from genrec_bench.matrices.errors import MatrixError
+from genrec_bench.matrices.yaml_lines import LineDict, LineList, load_yaml
 
 SIZE_AXES = ("batch", "seq_len")
 

@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from matrices.errors import MatrixError
-from matrices.loader import SECTION_PARSERS
-from matrices.yaml_lines import LineDict, LineList
+from genrec_bench.matrices.errors import MatrixError
+from genrec_bench.matrices.loader import SECTION_PARSERS
+from genrec_bench.matrices.yaml_lines import LineDict, LineList
 
 TARGETS = ("ensemble", "genrec")
 INSTANCE_KINDS = ("auto", "cpu", "gpu")

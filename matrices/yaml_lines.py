@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from matrices.errors import MatrixError
+from genrec_bench.matrices.errors import MatrixError
 
 
 class LineDict(dict):

@@ -1,8 +1,8 @@
 """The generative recommender, its presets and its synthetic workload."""
-from models.config import ModelConfig, WorkloadConfig, preset, presets
-from models.inputs import phase_inputs
-from models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
-from models.workload import draw
+from genrec_bench.models.config import ModelConfig, WorkloadConfig, preset, presets
+from genrec_bench.models.inputs import phase_inputs
+from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
+from genrec_bench.models.workload import draw
 
 
 def build_model(name_or_cfg, kernel: str = "torch") -> GenerativeRecommender:

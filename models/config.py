@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from matrices.errors import HarnessError
+from genrec_bench.matrices.errors import HarnessError
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 ATTENTIONS = ("hstu", "softmax")

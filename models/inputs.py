@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from models.recommender import PHASE_INPUTS, GenerativeRecommender
+from genrec_bench.models.recommender import PHASE_INPUTS, GenerativeRecommender
 
 
 @torch.inference_mode()

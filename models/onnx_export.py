@@ -33,12 +33,12 @@ from pathlib import Path
 
 import torch
 
-from matrices.errors import BackendError
-from models.config import ModelConfig
-from models.inputs import phase_inputs
-from models.onnx_cache import OnnxCache, cache_key
-from models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
-from models.workload import draw
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.models.config import ModelConfig
+from genrec_bench.models.inputs import phase_inputs
+from genrec_bench.models.onnx_cache import OnnxCache, cache_key
+from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
+from genrec_bench.models.workload import draw
 
 OPSET = 20
 EXPORTER = "torch.onnx.export(dynamo=True)"

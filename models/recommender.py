@@ -15,10 +15,10 @@ import copy
 import torch
 from torch import nn
 
-from kernels.interaction import interaction
-from kernels.jagged_pooling import jagged_pooling
-from models.config import ModelConfig
-from models.layers import BLOCKS
+from genrec_bench.kernels.interaction import interaction
+from genrec_bench.kernels.jagged_pooling import jagged_pooling
+from genrec_bench.models.config import ModelConfig
+from genrec_bench.models.layers import BLOCKS
 
 PHASE_INPUTS = {
     "prefill": ("ids", "lengths"),

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from models.config import ModelConfig, WorkloadConfig
+from genrec_bench.models.config import ModelConfig, WorkloadConfig
 
 
 @lru_cache(maxsize=8)

@@ -5,10 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from matrices.errors import HarnessError
-from reports.load import load_results
-from reports.pivot import METRICS, pivot
-from reports.summary import format_summary
+from genrec_bench.matrices.errors import HarnessError
+from genrec_bench.reports.load import load_results
+from genrec_bench.reports.pivot import METRICS, pivot
+from genrec_bench.reports.summary import format_summary
 
 AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase", "kernel")
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib.resources import files
 
-from matrices.errors import ResultsError
+from genrec_bench.matrices.errors import ResultsError
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,9 @@ class Result:
 
 
 def _schema() -> dict:
-    return json.loads(files("bench").joinpath("record.schema.json").read_text())
+    from genrec_bench.bench.record import schema
+
+    return schema()
 
 
 def load_results(path: str, *, validate: bool = True) -> tuple[dict, list[Result]]:

@@ -5,7 +5,7 @@ nightly run reads as "which way of running wins at which shape".
 """
 from __future__ import annotations
 
-from reports.load import Result
+from genrec_bench.reports.load import Result
 
 METRICS = {
     "p50": lambda r: r["latency_ms"]["p50"],

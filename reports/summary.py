@@ -1,7 +1,7 @@
 """`python -m reports summary OUT.json`: one readable line per cell."""
 from __future__ import annotations
 
-from reports.load import Result
+from genrec_bench.reports.load import Result
 
 COLUMNS = ("cell", "p50 ms", "p90 ms", "p99 ms", "seq/s", "peak MiB", "rel err", "top-k", "oracle")
 

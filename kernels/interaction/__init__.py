@@ -39,5 +39,5 @@ def interaction(x: torch.Tensor, *, dense: torch.Tensor | None = None, kernel: s
         return tri if dense is None else torch.cat([dense, tri], 1)
     from .._triton import load_triton_module
 
-    impl = load_triton_module("interaction", "kernels.interaction.triton")
+    impl = load_triton_module("interaction", "genrec_bench.kernels.interaction.triton")
     return impl.interaction_triton(x, dense=dense)

@@ -48,5 +48,5 @@ def jagged_pooling(
         return jagged_pooling_reference(values, offsets, table, mode=mode)
     from .._triton import load_triton_module
 
-    impl = load_triton_module("jagged_pooling", "kernels.jagged_pooling.triton")
+    impl = load_triton_module("jagged_pooling", "genrec_bench.kernels.jagged_pooling.triton")
     return impl.jagged_pooling_triton(values, offsets, table, mode=mode)

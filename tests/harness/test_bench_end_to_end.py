@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bench.record import schema
-from reports.__main__ import main as reports_main
+from genrec_bench.bench.record import schema
+from genrec_bench.reports.__main__ import main as reports_main
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = """\

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from backends import backend_modes
-from kernels.interaction import KERNELS
-from matrices import Cell, Known, load_matrix
-from models import presets
+from genrec_bench.backends import backend_modes
+from genrec_bench.kernels.interaction import KERNELS
+from genrec_bench.matrices import Cell, Known, load_matrix
+from genrec_bench.models import presets
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = Known(backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},
@@ -91,7 +91,7 @@ def test_shipped_matrices_load(name):
 
 
 def test_kernel_availability_explains_a_cpu_without_the_interpreter(monkeypatch):
-    from kernels import kernel_availability
+    from genrec_bench.kernels import kernel_availability
 
     assert kernel_availability("torch", "cpu") == (True, "")
     monkeypatch.setenv("TRITON_INTERPRET", "0")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from matrices import Known, MatrixError, load_matrix
+from genrec_bench.matrices import Known, MatrixError, load_matrix
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN = Known(backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from models import PHASE_INPUTS, build_model, draw, phase_inputs, preset, presets
-from models.recommender import padded_to_jagged
-from models.workload import history_lengths, zipf_items
+from genrec_bench.models import PHASE_INPUTS, build_model, draw, phase_inputs, preset, presets
+from genrec_bench.models.recommender import padded_to_jagged
+from genrec_bench.models.workload import history_lengths, zipf_items
 
 
 @pytest.fixture(scope="module", params=["tiny", "tiny-softmax"])

@@ -1,9 +1,9 @@
 """The oracle: a planted wrong output fails, a correct fp16 output passes, ties do not count as misses."""
 import torch
 
-from bench.oracle import compare, tolerance_for
-from bench.reference import reference_topk
-from models import build_model, draw, phase_inputs, preset
+from genrec_bench.bench.oracle import compare, tolerance_for
+from genrec_bench.bench.reference_model import reference_topk
+from genrec_bench.models import build_model, draw, phase_inputs, preset
 
 
 def _reference(phase="prefill"):
@@ -67,7 +67,7 @@ def test_matrix_overrides_tighten_the_table():
 
 
 def test_recheck_keeps_a_good_first_verdict_and_reports_a_bad_last_round():
-    from bench.oracle import recheck
+    from genrec_bench.bench.oracle import recheck
 
     _, (scores, items) = _reference()
     k = preset("tiny").top_k

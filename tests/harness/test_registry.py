@@ -1,9 +1,9 @@
 import pytest
 
-from backends import Backend, backend_names, get_backend, register_backend, unregister_backend
-from backends.registry import load_entry_points
-from matrices import Cell
-from matrices.errors import BackendError, BackendUnavailable, RegistryError
+from genrec_bench.backends import Backend, backend_names, get_backend, register_backend, unregister_backend
+from genrec_bench.backends.registry import load_entry_points
+from genrec_bench.matrices import Cell
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable, RegistryError
 
 
 class _Fake(Backend):
@@ -72,7 +72,7 @@ def test_unavailable_backend_says_why(monkeypatch):
 
 
 def test_entry_points_register_third_party_backends(monkeypatch):
-    import backends.registry as registry
+    import genrec_bench.backends.registry as registry
 
     class EP:
         name, value = "fake-ep", "thirdparty:Backend"
@@ -96,7 +96,7 @@ def test_entry_points_register_third_party_backends(monkeypatch):
 
 
 def test_entry_point_that_is_not_a_backend_is_refused(monkeypatch):
-    import backends.registry as registry
+    import genrec_bench.backends.registry as registry
 
     class EP:
         name, value = "junk", "thirdparty:thing"

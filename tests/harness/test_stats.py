@@ -1,6 +1,6 @@
 import pytest
 
-from bench.stats import bootstrap_ci, percentile, summarize, throughput
+from genrec_bench.bench.stats import bootstrap_ci, percentile, summarize, throughput
 
 
 def test_percentiles_interpolate_like_numpy():

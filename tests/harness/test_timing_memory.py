@@ -2,9 +2,9 @@ import time
 
 import pytest
 
-from bench.memory import MemoryProbe
-from bench.timing import plan_rounds, time_closure
-from matrices.loader import Timing
+from genrec_bench.bench.memory import MemoryProbe
+from genrec_bench.bench.timing import plan_rounds, time_closure
+from genrec_bench.matrices.loader import Timing
 
 
 @pytest.mark.parametrize("warm_ms, rounds", [(0.0, 30), (1.0, 30), (100.0, 20), (1000.0, 5), (10_000.0, 5)])

@@ -5,9 +5,9 @@ import pytest
 import torch
 from hypothesis import given
 
-from kernels import strategies as ks
-from kernels.interaction import interaction, interaction_reference
-from kernels.tolerances import tolerance
+from genrec_bench.kernels import strategies as ks
+from genrec_bench.kernels.interaction import interaction, interaction_reference
+from genrec_bench.kernels.tolerances import tolerance
 
 pytest.importorskip("triton")
 
@@ -32,7 +32,7 @@ def test_reference_matches_the_definition(case):
 
 
 def _configs():
-    from kernels.interaction import triton as impl
+    from genrec_bench.kernels.interaction import triton as impl
 
     return [{**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages} for c in impl.GPU_CONFIGS]
 
@@ -41,7 +41,7 @@ def _configs():
 @pytest.mark.parametrize("shape", [(5, 27, 128), (3, 33, 20), (1, 2, 1)], ids=str)
 def test_every_tuned_config_matches_reference(config, shape, device):
     """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
-    from kernels.interaction.triton import interaction_triton
+    from genrec_bench.kernels.interaction.triton import interaction_triton
 
     case = ks.InteractionCase(*shape, dense_dim=2, dtype=torch.float16, seed=0)
     x, dense = case.tensors(device)

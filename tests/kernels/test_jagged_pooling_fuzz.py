@@ -5,9 +5,9 @@ import pytest
 import torch
 from hypothesis import given
 
-from kernels import strategies as ks
-from kernels.jagged_pooling import jagged_pooling, jagged_pooling_reference
-from kernels.tolerances import tolerance
+from genrec_bench.kernels import strategies as ks
+from genrec_bench.kernels.jagged_pooling import jagged_pooling, jagged_pooling_reference
+from genrec_bench.kernels.tolerances import tolerance
 
 pytest.importorskip("triton")
 
@@ -40,7 +40,7 @@ def test_reference_matches_the_definition(case):
 
 
 def _configs():
-    from kernels.jagged_pooling import triton as impl
+    from genrec_bench.kernels.jagged_pooling import triton as impl
 
     return [{**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages} for c in impl.GPU_CONFIGS]
 
@@ -49,7 +49,7 @@ def _configs():
 @pytest.mark.parametrize("lengths", [(0, 70, 1, 0), (16,) * 5, (0,)], ids=lambda ls: f"rows{len(ls)}")
 def test_every_tuned_config_matches_reference(config, lengths, device):
     """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
-    from kernels.jagged_pooling.triton import jagged_pooling_triton
+    from genrec_bench.kernels.jagged_pooling.triton import jagged_pooling_triton
 
     for mode in ("sum", "mean"):
         case = ks.JaggedCase(lengths, num_items=50, dim=130, dtype=torch.float32, mode=mode, seed=1)

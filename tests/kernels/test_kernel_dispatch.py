@@ -8,11 +8,11 @@ import sys
 import pytest
 import torch
 
-from kernels._triton import TritonUnavailable
-from kernels.interaction import KERNELS as INTERACTION_KERNELS
-from kernels.interaction import interaction
-from kernels.jagged_pooling import KERNELS as POOLING_KERNELS
-from kernels.jagged_pooling import jagged_pooling
+from genrec_bench.kernels._triton import TritonUnavailable
+from genrec_bench.kernels.interaction import KERNELS as INTERACTION_KERNELS
+from genrec_bench.kernels.interaction import interaction
+from genrec_bench.kernels.jagged_pooling import KERNELS as POOLING_KERNELS
+from genrec_bench.kernels.jagged_pooling import jagged_pooling
 
 
 def _jagged_inputs():
@@ -65,7 +65,7 @@ def test_missing_triton_is_reported_by_name(monkeypatch):
 
 def test_cpu_tensors_without_interpreter_are_refused(monkeypatch):
     pytest.importorskip("triton")
-    from kernels._triton import check_device
+    from genrec_bench.kernels._triton import check_device
 
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(ValueError, match="runs on CUDA tensors"):

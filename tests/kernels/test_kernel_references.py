@@ -7,8 +7,8 @@ import warnings
 import pytest
 import torch
 
-from kernels.interaction import interaction
-from kernels.jagged_pooling import jagged_pooling
+from genrec_bench.kernels.interaction import interaction
+from genrec_bench.kernels.jagged_pooling import jagged_pooling
 
 
 class _Interaction(torch.nn.Module):

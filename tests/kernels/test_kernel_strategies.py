@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from kernels import strategies as ks
+from genrec_bench.kernels import strategies as ks
 
 
 @pytest.mark.parametrize(

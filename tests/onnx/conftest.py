@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from bench.reference import cached_model
-from models.onnx_cache import CACHE_ENV, OnnxCache
-from models.onnx_export import exported_model
+from genrec_bench.bench.reference_model import cached_model
+from genrec_bench.models.onnx_cache import CACHE_ENV, OnnxCache
+from genrec_bench.models.onnx_export import exported_model
 
 
 @pytest.fixture(scope="session", autouse=True)

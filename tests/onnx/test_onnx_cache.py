@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from models.onnx_cache import OnnxCache, cache_key, cache_root, file_sha256
-from models.onnx_export import exported_model
+from genrec_bench.models.onnx_cache import OnnxCache, cache_key, cache_root, file_sha256
+from genrec_bench.models.onnx_export import exported_model
 
 FIELDS = {"model": "unit", "phase": "prefill", "precision": "fp32"}
 KEY = cache_key(FIELDS)

@@ -7,9 +7,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from matrices.errors import BackendError
-from models import PHASE_INPUTS, draw, phase_inputs, preset
-from models.onnx_export import OPSET, export_fields, export_phase, exported_model
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.models import PHASE_INPUTS, draw, phase_inputs, preset
+from genrec_bench.models.onnx_export import OPSET, export_fields, export_phase, exported_model
 
 
 def _dims(value_info):
@@ -68,7 +68,7 @@ def test_second_request_never_exports_again(tiny, tiny_prefill, monkeypatch):
     def no_export(*args, **kwargs):
         raise AssertionError("exported twice")
 
-    monkeypatch.setattr("models.onnx_export.export_phase", no_export)
+    monkeypatch.setattr("genrec_bench.models.onnx_export.export_phase", no_export)
     again = exported_model(tiny, "prefill", "fp32")
     assert not again.built and again.path == tiny_prefill.path
 

@@ -12,14 +12,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from backends import get_backend
-from backends.ort_backend import OrtSession
-from backends.ort_options import CUDA_EP, SessionSpec
-from bench.oracle import compare, tolerance_for
-from bench.reference import reference_topk
-from matrices.cells import Cell
-from matrices.errors import BackendError, BackendUnavailable
-from models import draw
+from genrec_bench.backends import get_backend
+from genrec_bench.backends.ort_backend import OrtSession
+from genrec_bench.backends.ort_options import CUDA_EP, SessionSpec
+from genrec_bench.bench.oracle import compare, tolerance_for
+from genrec_bench.bench.reference_model import reference_topk
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable
+from genrec_bench.models import draw
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,8 +63,8 @@ def test_export_failure_is_the_cells_one_line_error(tiny, monkeypatch):
         raise BackendError("onnx-export | tiny/prefill/fp32: torch.onnx.export failed: DispatchError: no op")
 
     # A fresh key, so the cached export is not found and the (failing) exporter is called.
-    monkeypatch.setattr("models.onnx_export._source_hash", lambda: "never-exported")
-    monkeypatch.setattr("models.onnx_export.export_phase", failing)
+    monkeypatch.setattr("genrec_bench.models.onnx_export._source_hash", lambda: "never-exported")
+    monkeypatch.setattr("genrec_bench.models.onnx_export.export_phase", failing)
     with pytest.raises(BackendError) as err:
         get_backend("ort-cpu").prepare(tiny, tiny_cell())
     assert str(err.value) == ("ort-cpu | tiny-ort-cpu-fp32-b4-s16-prefill: onnx-export | tiny/prefill/fp32: "
@@ -74,7 +74,7 @@ def test_export_failure_is_the_cells_one_line_error(tiny, monkeypatch):
 def test_unreadable_onnx_file_is_a_clear_error(tiny, tiny_prefill, tmp_path, monkeypatch):
     garbage = tmp_path / "broken.onnx"
     garbage.write_bytes(b"this is not protobuf" * 10)
-    monkeypatch.setattr("models.onnx_export.exported_model",
+    monkeypatch.setattr("genrec_bench.models.onnx_export.exported_model",
                         lambda *a, **k: dataclasses.replace(tiny_prefill, path=garbage))
     with pytest.raises(BackendError) as err:
         get_backend("ort-cpu").prepare(tiny, tiny_cell())
@@ -106,7 +106,7 @@ def test_missing_provider_makes_the_backend_unavailable(tiny, monkeypatch, name,
 def test_trt_without_tensorrt_libraries_says_so(monkeypatch):
     monkeypatch.setattr(ort, "get_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr("backends.ort_backend._gpu_visible", lambda: (True, ""))
+    monkeypatch.setattr("genrec_bench.backends.ort_backend._gpu_visible", lambda: (True, ""))
     monkeypatch.setattr("ctypes.CDLL", lambda name: (_ for _ in ()).throw(OSError(f"{name}: cannot open")))
     ok, reason = get_backend("ort-trt").availability()
     assert not ok and "TensorRT libraries are not loadable" in reason and "libnvinfer.so.10" in reason

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from backends import get_backend
-from bench.oracle import compare, tolerance_for
-from bench.reference import reference_topk
-from matrices.cells import Cell
-from models import draw
+from genrec_bench.backends import get_backend
+from genrec_bench.bench.oracle import compare, tolerance_for
+from genrec_bench.bench.reference_model import reference_topk
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.models import draw
 
 pytestmark = pytest.mark.gpu
 CUDA_OK, CUDA_WHY = get_backend("ort-cuda").availability()
@@ -42,8 +42,8 @@ def test_graph_copies_nothing_to_the_host(tiny, phase, capfd):
     MemcpyToHost would be a device→host sync inside the timed run. ORT's session log names every copy it adds."""
     import onnxruntime as ort
 
-    from backends.ort_options import provider_list
-    from models.onnx_export import exported_model
+    from genrec_bench.backends.ort_options import provider_list
+    from genrec_bench.models.onnx_export import exported_model
 
     if hasattr(ort, "preload_dlls"):
         ort.preload_dlls()

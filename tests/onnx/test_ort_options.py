@@ -6,7 +6,7 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from backends.ort_options import (
+from genrec_bench.backends.ort_options import (
     CPU_EP,
     CUDA_EP,
     TRT_EP,
@@ -20,8 +20,8 @@ from backends.ort_options import (
     trt_profile_shapes,
     trt_provider_options,
 )
-from matrices.cells import Cell
-from models import preset
+from genrec_bench.matrices.cells import Cell
+from genrec_bench.models import preset
 
 SMALL = preset("small")
 SHA = "ab" * 32
@@ -136,8 +136,8 @@ def test_bf16_has_no_trt_options(tmp_path):
 def test_ort_trt_sizes_its_profile_from_the_peer_cells_it_was_prepared_with():
     from types import SimpleNamespace
 
-    from backends import get_backend
-    from models import preset
+    from genrec_bench.backends import get_backend
+    from genrec_bench.models import preset
 
     backend = get_backend("ort-trt")
     cell = Cell("small", "ort-trt", "eager", "fp16", 16, 256, "prefill")

@@ -14,9 +14,9 @@ import psutil
 import pytest
 import torch
 
-from backends.triton import server
-from bench.record import schema
-from matrices.errors import BackendError
+from genrec_bench.backends.triton_server import server
+from genrec_bench.bench.record import schema
+from genrec_bench.matrices.errors import BackendError
 
 pytestmark = pytest.mark.serving
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ KILL_PLUGIN = """\
 import os, signal, threading
 
 def pytest_configure(config):
-    from backends.triton import scenarios
+    from genrec_bench.backends.triton_server import scenarios
     original = scenarios.run_workers
 
     def run_workers(target, jobs, what, window_s):
@@ -173,7 +173,7 @@ def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
     """SIGTERM: the harness's handler stops the server, then dies of the signal as before. SIGKILL: nothing in
     the harness runs; the kernel's parent-death signal makes the server stop itself (SIGTERM, clean exit)."""
     shm = server.shm_regions()
-    script = ("import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom backends.triton.server import shared_server\n"
+    script = ("import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom backends.triton_server.server import shared_server\n"
               "srv = shared_server(gpu=False)\nprint(srv.proc.pid, srv.workdir, flush=True)\ntime.sleep(120)\n")
     harness = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], stdout=subprocess.PIPE, text=True)
     try:
@@ -200,7 +200,7 @@ def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
 def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
     """A server of someone else's (here: one this test starts) serving a repository the generator's CLI wrote;
     the bench only connects to it."""
-    from backends.triton.repository import main as write_repository
+    from genrec_bench.backends.triton_server.repository import main as write_repository
 
     srv = server.EmbeddedServer(gpu=False).start()
     try:

@@ -1,8 +1,13 @@
 """The server's own account, parsed: statistics extension deltas and Prometheus text."""
 import pytest
 
-from backends.triton.metrics import achieved_batch, parse_model_stats, parse_prometheus, stats_delta
-from backends.triton.scenarios import split, summarize
+from genrec_bench.backends.triton_server.metrics import (
+    achieved_batch,
+    parse_model_stats,
+    parse_prometheus,
+    stats_delta,
+)
+from genrec_bench.backends.triton_server.scenarios import split, summarize
 
 PROM = """\
 # HELP nv_inference_count Number of inferences performed

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from backends.triton.repository import MODEL_CODE, model_set
-from matrices.serving import ServingSpec
-from models import build_model, draw, preset
+from genrec_bench.backends.triton_server.repository import MODEL_CODE, model_set
+from genrec_bench.matrices.serving import ServingSpec
+from genrec_bench.models import build_model, draw, preset
 
 
 class Tensor:

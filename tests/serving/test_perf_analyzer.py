@@ -4,8 +4,8 @@ import platform
 
 import numpy as np
 
-from backends.triton import perf_analyzer as pa
-from matrices.serving import PerfAnalyzerSpec
+from genrec_bench.backends.triton_server import perf_analyzer as pa
+from genrec_bench.matrices.serving import PerfAnalyzerSpec
 
 CSV = """\
 Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,\

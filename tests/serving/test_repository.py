@@ -1,10 +1,16 @@
 """The model repository generator: names, config texts (Python backend, ensemble, ONNX Runtime, TensorRT)."""
 import pytest
 
-from backends.triton.repository import EXPORTED_IO, exported_genrec_config, main, model_set, widths
-from matrices.errors import BackendError
-from matrices.serving import ServingSpec, SweepSpec
-from models import preset
+from genrec_bench.backends.triton_server.repository import (
+    EXPORTED_IO,
+    exported_genrec_config,
+    main,
+    model_set,
+    widths,
+)
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.matrices.serving import ServingSpec, SweepSpec
+from genrec_bench.models import preset
 
 TINY = preset("tiny")
 SPEC = ServingSpec(max_batch_size=32, preferred_batch_sizes=(8, 16), max_queue_delay_us=250, instances=2)

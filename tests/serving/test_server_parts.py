@@ -3,9 +3,9 @@ import os
 
 import pytest
 
-from backends import get_backend
-from backends.triton import server
-from matrices.errors import BackendError, BackendUnavailable
+from genrec_bench.backends import get_backend
+from genrec_bench.backends.triton_server import server
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -4,8 +4,8 @@ import textwrap
 
 import pytest
 
-from matrices import Known, MatrixError, load_matrix
-from matrices.serving import PoissonSpec, ServingSpec, SweepSpec, serving_spec
+from genrec_bench.matrices import Known, MatrixError, load_matrix
+from genrec_bench.matrices.serving import PoissonSpec, ServingSpec, SweepSpec, serving_spec
 
 KNOWN = Known(backends={"triton-grpc": ("latency", "sweep")}, models=("tiny",))
 AXES = """\
@@ -88,8 +88,8 @@ def test_the_repository_key_ignores_the_load_settings():
 def test_the_shipped_serving_matrices_load():
     from pathlib import Path
 
-    from backends import backend_modes
-    from models import presets
+    from genrec_bench.backends import backend_modes
+    from genrec_bench.models import presets
 
     known = Known(backends=backend_modes(), models=tuple(presets()))
     root = Path(__file__).resolve().parents[2] / "matrices"

@@ -10,7 +10,7 @@ Dynamic batching and instance groups come from the matrix's `serving:` section. 
 genrec can instead be an ONNX Runtime or TensorRT model (`onnxruntime_onnx` / `tensorrt_plan` configs): the
 generator writes their configs; the model file itself comes from the ONNX/TensorRT export.
 
-`python -m backends.triton.repository --model tiny --phase prefill --out DIR` writes a repository for a
+`python -m backends.triton_server.repository --model tiny --phase prefill --out DIR` writes a repository for a
 server of your own (then run the bench with `--triton-url`).
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from matrices.errors import BackendError
-from matrices.serving import ServingSpec
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.matrices.serving import ServingSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_CODE = Path(__file__).with_name("model_code")
@@ -207,9 +207,9 @@ def exported_genrec_config(name: str, backend: str, cfg, phase: str, spec: Servi
 
 def main(argv=None) -> int:
     """Write a repository for an external server (e.g. NVIDIA's container) to serve."""
-    from models import preset
+    from genrec_bench.models import preset
 
-    parser = argparse.ArgumentParser(prog="python -m backends.triton.repository", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m backends.triton_server.repository", description=main.__doc__)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--phase", default="prefill", choices=SERVED_PHASES)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))

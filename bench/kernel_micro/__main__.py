@@ -1,4 +1,4 @@
-"""Kernel micro-benchmarks on a CUDA GPU: ``python -m bench.kernels.micro --json OUT.json``.
+"""Kernel micro-benchmarks on a CUDA GPU: ``python -m bench.kernel_micro --json OUT.json``.
 
 For each op and shape: the Triton kernel (autotuned, and each tile config when ``--sweep``), the torch
 reference eagerly and under torch.compile, and the usual hand-written torch form of the op, all on the same
@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 import torch
 
-from kernels.interaction import interaction, interaction_reference, tril_flat_index
-from kernels.jagged_pooling import jagged_pooling, jagged_pooling_reference
-from kernels.tolerances import tolerance
+from genrec_bench.kernels.interaction import interaction, interaction_reference, tril_flat_index
+from genrec_bench.kernels.jagged_pooling import jagged_pooling, jagged_pooling_reference
+from genrec_bench.kernels.tolerances import tolerance
 
 L2_BYTES = 50 * 2**20  # H100; inputs are rotated over at least 4× this
 QUANTILES = (0.5, 0.2, 0.8)
@@ -120,7 +120,7 @@ def _native_interaction(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> list[dict]:
     """Time every interaction provider at one shape; returns records."""
-    from kernels.interaction import triton as impl
+    from genrec_bench.kernels.interaction import triton as impl
 
     pairs = features * (features - 1) // 2
     itemsize = torch.tensor([], dtype=dtype).element_size()
@@ -181,7 +181,7 @@ def _jagged_inputs(batch, mean_length, dim, items, dtype, seed):
 
 def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep: bool) -> list[dict]:
     """Time every jagged pooling provider at one shape; ids uniform over a table far larger than L2."""
-    from kernels.jagged_pooling import triton as impl
+    from genrec_bench.kernels.jagged_pooling import triton as impl
 
     table = torch.randn(items, dim, device="cuda").to(dtype)
     itemsize = table.element_size()
@@ -240,14 +240,14 @@ def machine() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the micro-benchmarks and write one JSON file."""
-    parser = argparse.ArgumentParser(prog="python -m bench.kernels.micro", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.kernel_micro", description=__doc__.split("\n")[0])
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
     parser.add_argument("--ops", default="interaction,jagged_pooling", help="comma-separated ops to run")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
     parser.add_argument("--quick", action="store_true", help="one small shape per op (a smoke run)")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("bench.kernels.micro needs a CUDA device; none is present", file=sys.stderr)
+        print("bench.kernel_micro needs a CUDA device; none is present", file=sys.stderr)
         return 2
     ops = set(args.ops.split(","))
     info = machine()

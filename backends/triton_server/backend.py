@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from backends.base import Backend, Session
-from backends.registry import register_backend
-from backends.triton import settings
-from backends.triton.repository import model_set, widths
-from matrices.errors import BackendError, BackendUnavailable
-from matrices.serving import serving_spec
+from genrec_bench.backends.base import Backend, Session
+from genrec_bench.backends.registry import register_backend
+from genrec_bench.backends.triton_server import settings
+from genrec_bench.backends.triton_server.repository import model_set, widths
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable
+from genrec_bench.matrices.serving import serving_spec
 
 MODES = ("latency", "sweep", "poisson", "crosscheck")
 CLIENT_DEPS = {"grpc": ("tritonclient", "grpc"), "http": ("tritonclient", "geventhttpclient", "aiohttp")}
@@ -33,7 +33,7 @@ class TritonSession(Session):
     timer = "host_clock"  # a blocking request returns when the server has answered
 
     def __init__(self, backend: TritonBackend, cell, spec, server, models, gpu: bool):
-        from backends.triton.client import SyncClient
+        from genrec_bench.backends.triton_server.client import SyncClient
 
         self.name, self.protocol, self.cell, self.spec = backend.name, backend.protocol, cell, spec
         self.server, self.models, self.gpu = server, models, gpu
@@ -47,8 +47,8 @@ class TritonSession(Session):
         self._before = None
 
     def runner(self, drawn):
-        from backends.triton import metrics
-        from backends.triton.client import request_arrays
+        from genrec_bench.backends.triton_server import metrics
+        from genrec_bench.backends.triton_server.client import request_arrays
 
         self.arrays = request_arrays(self.spec.target, drawn, self.cell.phase)
         np.savez(self.workdir / "request.npz", **self.arrays)
@@ -76,7 +76,7 @@ class TritonSession(Session):
         return tuple(self.models.load_order)
 
     def info(self):
-        from backends.triton.client import describe
+        from genrec_bench.backends.triton_server.client import describe
 
         s = self.spec
         return {"protocol": self.protocol, "client": describe(self.protocol), "server": self.server.describe(),
@@ -87,7 +87,7 @@ class TritonSession(Session):
                                "instance_kind": "gpu" if self.gpu else "cpu", "preselect": s.preselect}}
 
     def extra_records(self, matrix):
-        from backends.triton import metrics, scenarios
+        from genrec_bench.backends.triton_server import metrics, scenarios
 
         spec = serving_spec(matrix) if matrix is not None else self.spec
         after = metrics.model_stats(self.server.endpoints.http, self._stats_models())
@@ -110,7 +110,7 @@ class TritonSession(Session):
         return {"serving": record}
 
     def _perf_analyzer(self, spec) -> dict:
-        from backends.triton import perf_analyzer
+        from genrec_bench.backends.triton_server import perf_analyzer
 
         binary, why = perf_analyzer.locate()
         if binary is None:
@@ -136,7 +136,7 @@ class TritonBackend(Backend):
         self.device = "cuda:0" if gpu else "cpu"
 
     def availability(self):
-        from backends.triton import server
+        from genrec_bench.backends.triton_server import server
 
         missing = [m for m in CLIENT_DEPS[self.protocol] if importlib.util.find_spec(m) is None]
         if missing:
@@ -147,7 +147,7 @@ class TritonBackend(Backend):
         try:
             server.server_binary()
             server.backend_directory()
-            from backends.triton.stub_env import libpython_dir
+            from genrec_bench.backends.triton_server.stub_env import libpython_dir
 
             libpython_dir()
         except (BackendUnavailable, BackendError) as err:
@@ -155,8 +155,8 @@ class TritonBackend(Backend):
         return True, ""
 
     def prepare_impl(self, model, cell):
-        from backends.triton.server import shared_server
-        from models import preset
+        from genrec_bench.backends.triton_server.server import shared_server
+        from genrec_bench.models import preset
 
         spec = settings.serving()
         if cell.batch > spec.max_batch_size:

@@ -1,4 +1,4 @@
-"""GPU smoke run of the kernel micro-benchmarks (the full run is ``python -m bench.kernels.micro``)."""
+"""GPU smoke run of the kernel micro-benchmarks (the full run is ``python -m bench.kernel_micro``)."""
 from __future__ import annotations
 
 import pytest
@@ -14,7 +14,7 @@ def test_micro_quick_run_records_bandwidth(tmp_path):
     pytest.importorskip("triton", reason="the Triton kernels need the 'triton' package")
     import json
 
-    from bench.kernels import micro
+    from genrec_bench.bench import kernel_micro as micro
 
     out = tmp_path / "kernels.json"
     assert micro.main(["--quick", "--json", str(out)]) == 0

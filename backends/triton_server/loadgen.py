@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 if __package__:
-    from backends.triton.client import infer_args, module
+    from genrec_bench.backends.triton_server.client import infer_args, module
 else:  # run as a script (scenarios.py does): importing the backends package would import torch for nothing
     from client import infer_args, module
 

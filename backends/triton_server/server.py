@@ -27,9 +27,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from backends.triton.settings import URL_ENV
-from backends.triton.stub_env import cache_dir, cache_lock, ensure_stub_env, libpython_dir, python_tag
-from matrices.errors import BackendError, BackendUnavailable
+from genrec_bench.backends.triton_server.settings import URL_ENV
+from genrec_bench.backends.triton_server.stub_env import (
+    cache_dir,
+    cache_lock,
+    ensure_stub_env,
+    libpython_dir,
+    python_tag,
+)
+from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 
 BINARY_ENV = "GENREC_TRITONSERVER"
 SHM_PREFIX = "triton_python_backend_shm_region"
@@ -364,7 +370,7 @@ class RemoteServer:
             why = _error_text(err) if isinstance(err, urllib.error.HTTPError) else str(err)
             raise BackendError(f"triton | model {name} is not ready on the server at {self.endpoints.http} and "
                                f"loading it failed ({why}); write its repository with `python -m "
-                               f"backends.triton.repository` and serve that folder") from None
+                               f"backends.triton_server.repository` and serve that folder") from None
         self.loaded.add(name)
 
     def stop(self) -> None:

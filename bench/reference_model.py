@@ -5,7 +5,7 @@ from functools import lru_cache
 
 import torch
 
-from models import build_model, phase_inputs, preset
+from genrec_bench.models import build_model, phase_inputs, preset
 
 # The reference returns this many times the cell's k, so the oracle can see ties around the k-th item.
 REFERENCE_WIDTH = 2

@@ -18,7 +18,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from matrices.errors import BackendError
+from genrec_bench.matrices.errors import BackendError
 
 NUMPY_PIN = "numpy==1.26.4"
 CACHE_ENV = "GENREC_CACHE_DIR"

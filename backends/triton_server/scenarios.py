@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.triton import metrics
-from matrices.errors import BackendError
-from matrices.serving import PoissonSpec, SweepSpec
+from genrec_bench.backends.triton_server import metrics
+from genrec_bench.matrices.errors import BackendError
+from genrec_bench.matrices.serving import PoissonSpec, SweepSpec
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
 HANDSHAKE_TIMEOUT_S = 60.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from matrices.serving import ServingSpec
+from genrec_bench.matrices.serving import ServingSpec
 
 URL_ENV = "GENREC_TRITON_URL"
 _spec: ServingSpec | None = None

@@ -16,6 +16,7 @@ batch hold stale inputs whose outputs are never read (rows are independent).
 """
 import json
 import sys
+import types
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -23,14 +24,21 @@ import triton_python_backend_utils as pb_utils
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
+def _import_checkout_as_genrec_bench(root: str) -> None:
+    """The harness's folders are the `genrec_bench` package; this process runs from the server's repository,
+    so point the package at the checkout that wrote it (installed or not), as the harness's conftest.py does."""
+    package = types.ModuleType("genrec_bench")
+    package.__path__ = [root]
+    sys.modules.setdefault("genrec_bench", package)
+
+
 class TritonPythonModel:
     def initialize(self, args):
         params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
-        if params["REPO_ROOT"] not in sys.path:
-            sys.path.insert(0, params["REPO_ROOT"])
+        _import_checkout_as_genrec_bench(params["REPO_ROOT"])
         import torch
 
-        from models import build_model
+        from genrec_bench.models import build_model
 
         self.torch = torch
         gpu = args["model_instance_kind"] == "GPU"
