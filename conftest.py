@@ -1,14 +1,14 @@
-"""The genrec-bench pytest plugin.
+"""The genrec-bench pytest plugin: options, hooks and fixtures, wired to the modules that do the work.
 
-- `--matrix PATH` (default matrices/smoke.yaml) is loaded and validated at start-up; a bad file stops the run
-  with one line naming file, line and field.
-- bench/ tests that take the `cell` fixture are parametrized with one test per cell, ids that read like the cell;
-  excluded cells and unavailable backends become skips carrying their reason.
+- `--matrix PATH` (default matrices/smoke.yaml) is loaded, validated and planned (bench/plan.py) when bench/
+  cells are collected, not before: a unit-test run never reads it. A bad file stops the run with one line
+  naming file, line and field.
+- bench/ tests that take the `cell` fixture are parametrized with one test per cell, ids that read like the
+  cell; excluded cells and unavailable backends become skips carrying their reason.
 - Hypothesis settings profiles are registered here, once: `ci` (default) and `nightly`.
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import sys
 import types
@@ -31,8 +31,7 @@ _import_this_checkout_as_genrec_bench()
 
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
-
-DEFAULT_MATRIX = "matrices/smoke.yaml"
+from hypothesis.errors import InvalidArgument  # noqa: E402
 
 # Without a CUDA device the Triton kernels can only run in Triton's interpreter, which must be chosen before
 # triton is imported; an explicit TRITON_INTERPRET in the environment wins.
@@ -42,19 +41,23 @@ if "TRITON_INTERPRET" not in os.environ:
     if not torch.cuda.is_available():
         os.environ["TRITON_INTERPRET"] = "1"
 
+HYPOTHESIS_PROFILE_ENV = "GENREC_HYPOTHESIS_PROFILE"
 settings.register_profile(
     "ci", derandomize=True, max_examples=25, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile(
     "nightly", max_examples=2000, deadline=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile(os.environ.get("GENREC_HYPOTHESIS_PROFILE", "ci"))
+
+# The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are collected.
+PLAN = pytest.StashKey["object"]()
+PLAN_ERROR = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("genrec-bench", "genrec-bench matrix")
     group.addoption("--matrix", default=None, metavar="PATH",
-                    help=f"matrix YAML whose cells parametrize bench/ (default: {DEFAULT_MATRIX})")
+                    help="matrix YAML whose cells parametrize bench/ (default: matrices/smoke.yaml)")
     group.addoption("--matrix-backends", default=None, metavar="PATTERNS",
                     help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'")
     group.addoption("--matrix-jsonl", default=None, metavar="PATH",
@@ -65,27 +68,19 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    from genrec_bench.backends import backend_modes, load_entry_points
-    from genrec_bench.kernels.interaction import KERNELS
-    from genrec_bench.matrices import HarnessError, Known, load_matrix
-    from genrec_bench.models import presets
-
+    if not config.getoption("hypothesis_profile", None):  # --hypothesis-profile wins over the variable
+        profile = os.environ.get(HYPOTHESIS_PROFILE_ENV, "ci")
+        try:
+            settings.get_profile(profile)
+        except InvalidArgument:
+            raise pytest.UsageError(f"{HYPOTHESIS_PROFILE_ENV}={profile!r} is not a Hypothesis profile; "
+                                    f"use ci or nightly") from None
+        settings.load_profile(profile)
     for option in ("benchmark_json", "matrix_jsonl"):
         # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
         out = config.getoption(option, None)
         if isinstance(out, (str, os.PathLike)):  # older pytest-benchmark hands over an already open file
             Path(out).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        load_entry_points()
-        known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
-        path = config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX)
-        config._genrec_matrix = load_matrix(path, known)
-        config._genrec_known = known
-        from genrec_bench.backends.triton_server import configure as configure_triton
-
-        configure_triton(spec=config._genrec_matrix.sections.get("serving"), url=config.getoption("--triton-url"))
-    except HarnessError as err:
-        raise pytest.UsageError(str(err)) from None
 
 
 def pytest_unconfigure(config):
@@ -95,65 +90,58 @@ def pytest_unconfigure(config):
         server.shutdown_all()
 
 
-def _backend_filter(config):
-    raw = config.getoption("--matrix-backends")
-    patterns = [p.strip() for p in raw.split(",") if p.strip()] if raw else []
-    return lambda name: not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def _plan(config):
+    """The session's plan, made on first use (the first bench/ test that takes `cell`)."""
+    if PLAN not in config.stash and PLAN_ERROR not in config.stash:
+        from genrec_bench.bench.plan import DEFAULT_MATRIX, plan
+        from genrec_bench.matrices import HarnessError
+
+        try:
+            config.stash[PLAN] = plan(config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX),
+                                      backends=config.getoption("--matrix-backends"),
+                                      triton_url=config.getoption("--triton-url"))
+        except HarnessError as err:
+            config.stash[PLAN_ERROR] = str(err)
+    return config.stash.get(PLAN, None)
 
 
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
-    import torch
-
-    from genrec_bench.backends import get_backend
-    from genrec_bench.kernels import kernel_availability
-    from genrec_bench.models import preset
-
-    config = metafunc.config
-    matrix, keep = config._genrec_matrix, _backend_filter(config)
-    availability: dict[str, tuple[bool, str]] = {}
-    devices: dict[str, str] = {}
-    params, runnable = [], []
-    for cell, excluded in matrix.cells(config._genrec_known):
-        if not keep(cell.backend):
-            continue
-        if cell.backend not in availability:
-            backend = get_backend(cell.backend)
-            availability[cell.backend] = backend.availability()
-            devices[cell.backend] = torch.device(backend.device).type
-        ok, why = availability[cell.backend]
-        kernel_ok, kernel_why = kernel_availability(cell.kernel, devices[cell.backend])
-        limit = preset(cell.model).max_seq_len
-        reason = (excluded
-                  or (None if ok else f"{cell.backend} unavailable: {why}")
-                  or (None if kernel_ok else kernel_why)
-                  or (f"seq_len {cell.seq_len} exceeds {cell.model}'s max_seq_len {limit}"
-                      if cell.seq_len > limit else None))
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
+    planned = _plan(metafunc.config)
+    params = []
+    for item in planned.cells if planned is not None else ():
+        cell = item.cell
+        marks = [pytest.mark.skip(reason=item.skip)] if item.skip else []
         marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}"))
         params.append(pytest.param(cell, id=cell.id, marks=marks))
-        if not reason:
-            runnable.append(cell)
-    config._genrec_cells = tuple(runnable)
     metafunc.parametrize("cell", params)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection(session):
+    result = yield
+    # A matrix mistake found while bench/ cells were being collected stops the run as a usage error: one line.
+    if PLAN_ERROR in session.config.stash:
+        raise pytest.UsageError(session.config.stash[PLAN_ERROR])
+    return result
 
 
 @pytest.fixture
 def matrix(request):
     """The loaded Matrix (timing, tolerances, extra sections)."""
-    return request.config._genrec_matrix
+    return _plan(request.config).matrix
 
 
 @pytest.fixture
-def matrix_cells(request):
-    """Every runnable cell of the matrix (after filters and skips): the peers a backend may size engines for."""
-    return getattr(request.config, "_genrec_cells", ())
+def run_context(request):
+    """What every backend of the run is told: the matrix, the runnable cells (peers), run options."""
+    return _plan(request.config).context
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
-    yield
+    report = yield
     path = item.config.getoption("matrix_jsonl", None)
     bench = getattr(item, "funcargs", {}).get("benchmark")
     if call.when == "call" and path and bench is not None and bench.extra_info:
@@ -161,6 +149,7 @@ def pytest_runtest_makereport(item, call):
 
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(bench.extra_info) + "\n")
+    return report
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
@@ -172,10 +161,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    matrix = getattr(config, "_genrec_matrix", None)
+    planned = config.stash.get(PLAN, None)
     out = config.getoption("benchmark_json", None)
-    if matrix is not None and out is not None and terminalreporter.stats.get("passed"):
+    if planned is not None and out is not None and terminalreporter.stats.get("passed"):
         # A path from pytest-benchmark 5.3+, an open file from older releases.
         name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", out)
-        terminalreporter.write_line(f"genrec-bench: matrix {matrix.path} → {name}; "
+        terminalreporter.write_line(f"genrec-bench: matrix {planned.matrix.path} → {Path(name).resolve()}; "
                                     f"summary: python -m reports summary {name}")

@@ -2,20 +2,62 @@
 closure that is the only thing timed.
 
 Template methods keep the checks in one place: `prepare()` checks availability, mode and precision, then calls
-`prepare_impl()`; failures come back as one-line errors prefixed by the backend's name.
+`prepare_impl()`; failures come back as one-line errors prefixed by the backend's name. What a backend may know
+beyond its cell (the matrix and its sections, the other runnable cells, run options) reaches it as the
+`RunContext` argument of `availability`, `device_for` and `prepare` — never through globals or the environment.
 """
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
 from genrec_bench.matrices.cells import PRECISIONS, Cell
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable, HarnessError
+from genrec_bench.matrices.loader import Matrix
 
 TIMERS = ("cuda_event", "sync_clock", "host_clock")
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a run tells its backends: the matrix (timing, tolerances, sections such as `serving:`), the runnable
+    cells of the run (`peers`: a backend that builds shape-specialised engines sizes them to their range), and
+    options of the run (`triton_url`: a running Triton server to use instead of starting one)."""
+
+    matrix: Matrix | None = None
+    peers: tuple[Cell, ...] = ()
+    triton_url: str | None = None
+
+    def section(self, name: str, default: Any = None) -> Any:
+        """A parsed top-level section of the matrix (e.g. `serving`), or `default` when it has none."""
+        if self.matrix is None:
+            return default
+        return self.matrix.sections.get(name, default)
+
+
+@dataclass(frozen=True)
+class ServedTarget:
+    """A session served over the network, as load generators see it: where to send which request, and the
+    server's own account of a measurement window (`snapshot()` before and after, `window(before, after)` →
+    the server-side split and achieved batch)."""
+
+    name: str                      # backend name, for messages
+    protocol: str                  # "grpc" or "http"
+    url: str
+    model: str                     # the entry model requests go to
+    outputs: tuple[str, str]       # (scores, items) output names
+    inputs_path: str               # .npz of the request's input arrays
+    batch: int                     # users per request
+    load_generator: str            # a script: JSON job on stdin → JSON result on stdout (see bench/serving)
+    snapshot: Callable[[], dict]
+    window: Callable[[dict, dict], dict]
+    alive: Callable[[], bool]
+    log_tail: Callable[[int], str]
+    cross_check: Callable[[list[int], Any], dict] | None = None  # perf_analyzer at the same levels, if any
 
 
 class Session(abc.ABC):
@@ -46,10 +88,9 @@ class Session(abc.ABC):
         """What the record should say about how this session runs (providers, options, precision policy)."""
         return {}
 
-    def extra_records(self, matrix) -> dict:
-        """Further measurements after the per-call timing, as record sections (e.g. `{"serving": {...}}` for a
-        concurrency sweep); called once, outside the timed region. `matrix` gives access to its sections."""
-        return {}
+    def served_target(self) -> ServedTarget | None:
+        """For a session behind a server: what load generators need (the bench runs the serving scenarios)."""
+        return None
 
     def close(self) -> None:
         """Release what prepare took."""
@@ -65,8 +106,8 @@ class Session(abc.ABC):
 class Backend(abc.ABC):
     """A way of running the model. Subclasses set `name` and implement `prepare_impl`.
 
-    availability() answers (ok, reason) without raising, so the plugin can turn a missing library or device into
-    a skip with its reason; heavy optional libraries are imported inside it and inside prepare_impl only.
+    availability(context) answers (ok, reason) without raising, so the plugin can turn a missing library or device
+    into a skip with its reason; heavy optional libraries are imported inside it and inside prepare_impl only.
     """
 
     name: ClassVar[str]
@@ -75,17 +116,18 @@ class Backend(abc.ABC):
     # Where its work runs: the memory probe watches this device (NVML, allocator) for the whole cell.
     device: ClassVar[str] = "cpu"
 
-    def availability(self) -> tuple[bool, str]:
+    def availability(self, context: RunContext | None = None) -> tuple[bool, str]:
+        """(True, "") when this machine can run the backend, else (False, why not)."""
         return True, ""
 
-    def prepare(self, model: torch.nn.Module, cell: Cell, peers: tuple[Cell, ...] = ()) -> Session:
-        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError.
+    def device_for(self, context: RunContext | None = None) -> str:
+        """The device its cells run on under `context` (a served backend's may depend on the matrix)."""
+        return self.device
 
-        `peers` are the other runnable cells of the matrix: a backend that builds shape-specialised engines
-        (TensorRT profiles) sizes them to the range its peers need, so one engine serves a whole batch sweep.
-        """
-        self.peers = tuple(peers) or (cell,)
-        ok, reason = self.availability()
+    def prepare(self, model: torch.nn.Module, cell: Cell, context: RunContext | None = None) -> Session:
+        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError."""
+        context = context or RunContext(peers=(cell,))
+        ok, reason = self.availability(context)
         if not ok:
             raise BackendUnavailable(self.name, reason)
         if cell.backend != self.name:
@@ -96,7 +138,7 @@ class Backend(abc.ABC):
             raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
                                f"precisions: {', '.join(self.precisions)}")
         try:
-            session = self.prepare_impl(model, cell)
+            session = self.prepare_impl(model, cell, context)
         except HarnessError:
             raise
         except Exception as exc:  # a library's own error: keep its words, say whose it is
@@ -106,5 +148,5 @@ class Backend(abc.ABC):
         return session
 
     @abc.abstractmethod
-    def prepare_impl(self, model: torch.nn.Module, cell: Cell) -> Session:
+    def prepare_impl(self, model: torch.nn.Module, cell: Cell, context: RunContext) -> Session:
         """Build the session (compile, export, build an engine, start a server)."""

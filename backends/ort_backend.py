@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from genrec_bench.backends.base import Backend, Session
+from genrec_bench.backends.base import Backend, RunContext, Session
 from genrec_bench.backends.ort_options import (
     CPU_EP,
     PROVIDERS,
@@ -169,7 +169,7 @@ class _OrtBackend(Backend):
     precisions: ClassVar[tuple[str, ...]] = tuple(DTYPES)
     install_hint: ClassVar[str] = INSTALL_HINT
 
-    def availability(self):
+    def availability(self, context=None):
         ort, why = _import_ort()
         if ort is None:
             return False, why
@@ -182,8 +182,8 @@ class _OrtBackend(Backend):
     def device_check(self) -> tuple[bool, str]:
         return True, ""
 
-    def prepare_impl(self, model, cell):
-        from genrec_bench.models.onnx_export import exported_model
+    def prepare_impl(self, model, cell, context):
+        from genrec_bench.models.onnx_export import ExportError, exported_model
 
         if cell.kernel != "torch":
             raise BackendError(f"{self.name} | kernel {cell.kernel!r} cannot run in ONNX Runtime: the Triton "
@@ -193,12 +193,13 @@ class _OrtBackend(Backend):
             _preload_cuda_libraries(ort)
         try:
             export = exported_model(model, cell.phase, cell.precision)
-        except BackendError as err:
-            raise BackendError(f"{self.name} | {cell.id}: {err}") from err
+        except ExportError as err:
+            raise BackendError(f"{self.name} | {cell.id}: {err}") from None
         spec = session_spec(torch.get_num_threads())
-        return OrtSession(self.name, model, cell, export, self.providers(model, cell, export), spec, self.device)
+        return OrtSession(self.name, model, cell, export, self.providers(model, cell, export, context), spec,
+                          self.device)
 
-    def providers(self, model, cell: Cell, export) -> list:
+    def providers(self, model, cell: Cell, export, context: RunContext) -> list:
         return provider_list(self.name)
 
 
@@ -229,12 +230,12 @@ class OrtTensorRT(_OrtBackend):
             return ok, why
         return _tensorrt_libraries()
 
-    def providers(self, model, cell, export):
+    def providers(self, model, cell, export, context):
         from genrec_bench.models.onnx_cache import cache_root
 
         # One engine per profile serves every peer cell of the same model/precision/phase: the profile spans
-        # the batch and seq_len range the matrix asks of it (Backend.prepare handed the peers over).
-        batch_range, seq_range = shape_range(self.peers, cell)
+        # the batch and seq_len range the matrix asks of it (the run context holds the runnable peers).
+        batch_range, seq_range = shape_range(context.peers, cell)
         opts = trt_provider_options(model.cfg, cell, onnx_sha256=export.sha256, cache_root=cache_root().parent,
                                     batch_range=batch_range, seq_range=seq_range)
         return provider_list(self.name, trt_options=opts)

@@ -1,8 +1,12 @@
 """Backend registry: a decorator that refuses duplicates, lookups that list what exists on a miss, and
-third-party backends through the `genrec_bench.backends` entry-point group."""
+third-party backends through the `genrec_bench.backends` entry-point group.
+
+A third-party entry point that cannot be loaded (a missing module, an import that raises, an object that is not
+a Backend subclass) does not stop the run: its name is registered as a backend that is unavailable, with the
+reason, so the matrix's cells of it skip with that reason and every other backend still runs.
+"""
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from genrec_bench.backends.base import Backend
@@ -30,18 +34,38 @@ def unregister_backend(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+def _broken(name: str, reason: str) -> type[Backend]:
+    """A registered stand-in for an entry point that failed to load: unavailable, with the reason."""
+
+    class BrokenEntryPoint(Backend):
+        modes = ("eager",)
+
+        def availability(self, context=None):
+            return False, reason
+
+        def prepare_impl(self, model, cell, context):  # never reached: prepare() checks availability first
+            raise RegistryError(reason)
+
+    BrokenEntryPoint.name = name
+    return BrokenEntryPoint
+
+
 def load_entry_points() -> list[str]:
-    """Import third-party backends once; each entry point names a Backend subclass (registering it is ours)."""
+    """Import third-party backends once; each entry point names a Backend subclass (registering it is ours).
+    Returns the names registered, broken ones included (they are unavailable with their reason)."""
     global _entry_points_loaded
     if _entry_points_loaded:
         return []
     _entry_points_loaded = True
     loaded = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        cls = ep.load()
+        where = f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP})"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a third party's import error is a fact about that backend
+            cls = _broken(ep.name, f"{where} failed to load: {type(exc).__name__}: {exc}")
         if not (isinstance(cls, type) and issubclass(cls, Backend)):
-            raise RegistryError(f"entry point {ep.name} = {ep.value} in group {ENTRY_POINT_GROUP} is not a Backend "
-                                f"subclass; point it at the class")
+            cls = _broken(ep.name, f"{where} is not a Backend subclass; point it at the class")
         if _REGISTRY.get(cls.name) is not cls:
             register_backend(cls)
         loaded.append(cls.name)
@@ -63,7 +87,3 @@ def get_backend(name: str) -> Backend:
 def backend_modes() -> dict[str, tuple[str, ...]]:
     """name → modes, what the matrix loader validates against."""
     return {name: cls.modes for name, cls in sorted(_REGISTRY.items())}
-
-
-def registered() -> dict[str, Callable[[], Backend]]:
-    return dict(_REGISTRY)

@@ -87,7 +87,7 @@ class TorchCPU(Backend):
     name = "torch-cpu"
     modes = ("eager", "compile")
 
-    def prepare_impl(self, model, cell):
+    def prepare_impl(self, model, cell, context):
         return TorchSession(model, cell, "cpu")
 
 
@@ -97,10 +97,10 @@ class TorchCUDA(Backend):
     modes = ("eager", "compile", "cudagraph")
     device = "cuda:0"
 
-    def availability(self):
+    def availability(self, context=None):
         if not torch.cuda.is_available():
             return False, f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
         return True, ""
 
-    def prepare_impl(self, model, cell):
+    def prepare_impl(self, model, cell, context):
         return TorchSession(model, cell, self.device)

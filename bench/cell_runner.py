@@ -6,48 +6,55 @@ its numbers in the JSON (marked `numerics.passed: false`).
 from __future__ import annotations
 
 from genrec_bench.backends import get_backend
+from genrec_bench.backends.base import RunContext
 from genrec_bench.bench.env import environment
 from genrec_bench.bench.memory import MemoryProbe
 from genrec_bench.bench.oracle import compare, recheck, tolerance_for
 from genrec_bench.bench.record import build_record
 from genrec_bench.bench.reference_model import model_for, reference_topk
-from genrec_bench.bench.stats import bootstrap_ci, summarize, throughput
+from genrec_bench.bench.serving import serving_record
+from genrec_bench.bench.stats import latency_summary, median_ci, throughput
 from genrec_bench.bench.timing import time_closure
 from genrec_bench.matrices.cells import Cell
 from genrec_bench.matrices.errors import BackendUnavailable, OracleMismatch
-from genrec_bench.matrices.loader import Matrix
+from genrec_bench.matrices.serving import serving_spec
 from genrec_bench.models import draw, preset
 
 INPUT_SEED = 1234
 
 
-def run_cell(benchmark, cell: Cell, matrix: Matrix, peers: tuple[Cell, ...] = ()) -> dict:
+def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
     """Measure `cell` into `benchmark.extra_info`; raises OracleMismatch after recording a wrong answer."""
+    matrix = context.matrix
     cfg = preset(cell.model)
     drawn = draw(cfg, cell.phase, cell.batch, cell.seq_len, seed=INPUT_SEED)
     ref_scores, ref_items = reference_topk(cell.model, cell.phase, drawn)
     backend = get_backend(cell.backend)
-    ok, reason = backend.availability()
+    ok, reason = backend.availability(context)
     if not ok:
         raise BackendUnavailable(cell.backend, reason)
-    device = "cpu"
-    with MemoryProbe(backend.device) as probe:
-        with backend.prepare(model_for(cell.model, cell.kernel), cell, peers) as session:
+    tolerance = tolerance_for(cell.precision, matrix.tolerance)
+    extra = {}
+    with MemoryProbe(backend.device_for(context)) as probe:
+        with backend.prepare(model_for(cell.model, cell.kernel), cell, context) as session:
             device = session.device
             run = session.runner(drawn)
+            served = session.served_target()
+            before = served.snapshot() if served is not None else None
             first = run()
             session.synchronize()
-            scores, items = session.fetch(first)
-            numerics = compare(ref_scores, ref_items, scores, items, tolerance_for(cell.precision, matrix.tolerance))
+            numerics = compare(ref_scores, ref_items, *session.fetch(first), tolerance)
             timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
             # The oracle again on the last timed round: a closure that reuses buffers (CUDA graphs, IO
             # binding) must still be right after many calls, not only the first.
             numerics = recheck(numerics, compare(ref_scores, ref_items, *session.fetch(timed.last_result),
-                                                 tolerance_for(cell.precision, matrix.tolerance)))
+                                                 tolerance))
             backend_info = session.info()
-            extra = session.extra_records(matrix)
-    latency = summarize(timed.samples_ms)
-    latency["p50_ci95"] = list(bootstrap_ci(timed.samples_ms))
+            if served is not None:
+                extra["serving"] = serving_record(served, cell, serving_spec(matrix),
+                                                  served.window(before, served.snapshot()))
+    latency = latency_summary(timed.samples_ms)
+    latency["p50_ci95"] = list(median_ci(timed.samples_ms))
     mean_history = float(drawn["lengths"].float().mean())
     record = build_record(
         cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},
@@ -65,4 +72,3 @@ def run_cell(benchmark, cell: Cell, matrix: Matrix, peers: tuple[Cell, ...] = ()
     if not numerics.passed:
         raise OracleMismatch(f"{cell.id}: outputs disagree with the fp32 reference: {numerics.message}")
     return record
-

@@ -5,11 +5,16 @@ from genrec_bench.bench.cell_runner import run_cell
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable, OracleMismatch
 
 
-def test_cell(benchmark, cell, matrix, matrix_cells):
+def test_cell(benchmark, cell, run_context):
+    failure = skip = None
     try:
-        run_cell(benchmark, cell, matrix, matrix_cells)
+        run_cell(benchmark, cell, run_context)
     except BackendUnavailable as err:
-        pytest.skip(err.reason)
+        skip = err.reason
     except (BackendError, OracleMismatch) as err:
-        # One line, no traceback: the message names the backend, the cell and what went wrong.
-        pytest.fail(str(err), pytrace=False)
+        failure = str(err)
+    # Outside the except blocks: one line, no traceback, and no "during handling of the above exception".
+    if skip is not None:
+        pytest.skip(skip)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from genrec_bench.bench.stats import summarize
 from genrec_bench.matrices.loader import Timing
 
 TIMER_METHODS = {
@@ -86,7 +85,3 @@ def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Ca
     last = benchmark.pedantic(target, rounds=rounds, warmup_rounds=0, iterations=1)
     return TimingResult(samples_ms=list(samples), rounds=rounds, warmup_rounds=timing.warmup_rounds,
                         method=method, last_result=last)
-
-
-def latency_record(result: TimingResult) -> dict:
-    return summarize(result.samples_ms)

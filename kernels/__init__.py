@@ -11,7 +11,14 @@ import importlib.util
 
 from ._triton import interpreting
 
-KERNEL_CHOICES = ("torch", "triton")
+#: The implementations every op's dispatch function takes as ``kernel=``: the torch reference and the Triton kernel.
+KERNELS = ("torch", "triton")
+
+
+def check_kernel(op: str, kernel: str) -> None:
+    """Raise ValueError naming the op, the value and the choices for a ``kernel=`` no op implements."""
+    if kernel not in KERNELS:
+        raise ValueError(f"{op} | unknown kernel={kernel!r}; choose one of {KERNELS}")
 
 
 def kernel_availability(kernel: str, device_type: str) -> tuple[bool, str]:
@@ -19,8 +26,8 @@ def kernel_availability(kernel: str, device_type: str) -> tuple[bool, str]:
 
     Answers without importing triton, so a matrix can skip such cells with the reason instead of failing them.
     """
-    if kernel not in KERNEL_CHOICES:
-        return False, f"unknown kernel {kernel!r}; choose one of {KERNEL_CHOICES}"
+    if kernel not in KERNELS:
+        return False, f"unknown kernel {kernel!r}; choose one of {KERNELS}"
     if kernel == "torch":
         return True, ""
     if importlib.util.find_spec("triton") is None:

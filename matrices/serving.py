@@ -84,8 +84,8 @@ class ServingSpec:
 
 
 def serving_spec(matrix) -> ServingSpec:
-    """The matrix's serving section, or the defaults when it has none."""
-    return matrix.sections.get("serving") or ServingSpec()
+    """The matrix's serving section, or the defaults when it has none (or there is no matrix)."""
+    return (matrix.sections.get("serving") if matrix is not None else None) or ServingSpec()
 
 
 # ----------------------------------------------------------------------------------------------- parsing

@@ -9,9 +9,14 @@ from pathlib import Path
 
 import yaml
 
-from genrec_bench.matrices.errors import HarnessError
-
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+
+
+class PresetError(ValueError):
+    """An unknown preset name, or a malformed models/presets.yaml; the message names the file and preset.
+
+    models/ is a library of its own (the harness imports it, never the reverse), so its errors are its own; the
+    harness reports them as one line like its own errors."""
 ATTENTIONS = ("hstu", "softmax")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform", "fixed")
 
@@ -71,7 +76,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
     if cfg.workload.lengths not in LENGTH_DISTRIBUTIONS:
         problems.append(f"workload.lengths={cfg.workload.lengths!r} is not one of {LENGTH_DISTRIBUTIONS}")
     if problems:
-        raise HarnessError(f"{PRESETS_FILE}: preset {cfg.name}: " + "; ".join(problems))
+        raise PresetError(f"{PRESETS_FILE}: preset {cfg.name}: " + "; ".join(problems))
     return cfg
 
 
@@ -93,5 +98,5 @@ def preset(name: str) -> ModelConfig:
     """One preset by name; an unknown name lists the ones there are."""
     table = presets()
     if name not in table:
-        raise HarnessError(f"unknown model preset {name!r}; presets: {', '.join(table)}")
+        raise PresetError(f"unknown model preset {name!r}; presets: {', '.join(table)}")
     return table[name]

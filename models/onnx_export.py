@@ -33,7 +33,6 @@ from pathlib import Path
 
 import torch
 
-from genrec_bench.matrices.errors import BackendError
 from genrec_bench.models.config import ModelConfig
 from genrec_bench.models.inputs import phase_inputs
 from genrec_bench.models.onnx_cache import OnnxCache, cache_key
@@ -41,6 +40,13 @@ from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, Generat
 from genrec_bench.models.workload import draw
 
 OPSET = 20
+
+
+class ExportError(RuntimeError):
+    """An export failed or was asked for something that is not exported; one line naming preset, phase and
+    precision (backends report it as their own BackendError)."""
+
+
 EXPORTER = "torch.onnx.export(dynamo=True)"
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 # Example sizes for tracing: > 1 (0 and 1 are specialised by torch.export) and unlike any static dimension
@@ -103,13 +109,13 @@ def dynamic_shapes(phase: str, cfg: ModelConfig) -> tuple:
 
 
 def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest: Path) -> dict:
-    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises BackendError."""
+    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises ExportError."""
     where = f"onnx-export | {model.cfg.name}/{phase}/{precision}"
     if precision not in EXPORT_DTYPES:
-        raise BackendError(f"{where}: precision {precision!r} is not exported; exported: "
+        raise ExportError(f"{where}: precision {precision!r} is not exported; exported: "
                            f"{', '.join(EXPORT_DTYPES)} (no numpy bf16 for ONNX Runtime I/O)")
     if phase not in PHASE_INPUTS:
-        raise BackendError(f"{where}: unknown phase; phases: {', '.join(PHASE_INPUTS)}")
+        raise ExportError(f"{where}: unknown phase; phases: {', '.join(PHASE_INPUTS)}")
     dtype = EXPORT_DTYPES[precision]
     # kernel="torch": the export must see the reference ops; the caller's model is shared, so never mutate it.
     src = model.variant(kernel="torch")
@@ -126,7 +132,7 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
             # Weights inside the file: the presets stay under protobuf's 2 GB (base: 1M×256 fp32 ≈ 1 GB).
             program.save(str(dest), external_data=False)
     except Exception as exc:
-        raise BackendError(f"{where}: torch.onnx.export failed: {root_cause(exc)}") from exc
+        raise ExportError(f"{where}: torch.onnx.export failed: {root_cause(exc)}") from exc
     return {}
 
 
@@ -140,10 +146,10 @@ def exported_model(model: GenerativeRecommender, phase: str, precision: str,
     try:
         entry, status = cache.get_or_build(stem, cache_key(fields), fields,
                                            lambda dest: export_phase(model, phase, precision, dest))
-    except BackendError:
+    except ExportError:
         raise
     except Exception as exc:  # checker or filesystem failure of a fresh export: still one line
-        raise BackendError(f"onnx-export | {stem}: {root_cause(exc)}") from exc
+        raise ExportError(f"onnx-export | {stem}: {root_cause(exc)}") from exc
     return OnnxExport(path=entry.path, sha256=entry.manifest["sha256"], manifest=entry.manifest,
                       built=entry.built, status=status, seconds=time.perf_counter() - start)
 

@@ -4,6 +4,3 @@ Importing this package registers the backends and imports nothing heavy: tritonc
 is prepared, and the server is the `tritonserver` binary of the nvidia-pytriton wheel, started on first use.
 """
 from genrec_bench.backends.triton_server import backend  # noqa: F401  (registers triton-grpc, triton-http)
-from genrec_bench.backends.triton_server.settings import configure
-
-__all__ = ["configure"]

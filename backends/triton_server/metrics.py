@@ -1,35 +1,26 @@
 """The server's own account: the statistics extension (where a request's time went) and Prometheus metrics
-(how many requests each execution batched). Plain HTTP and text parsing; pure functions over snapshots.
+(how many requests each execution batched). Pure functions over snapshots, plus the two readers.
 
-Statistics extension (`GET /v2/models/{name}/stats`): cumulative counts and nanoseconds per model — success,
-queue, compute_input, compute_infer, compute_output — and inference_count / execution_count. A measurement
-takes a snapshot before and after and reports the difference per request, in microseconds.
-Prometheus (`/metrics`): `nv_inference_count` (requests... each batch element counted) and
-`nv_inference_exec_count` (executions); their ratio over a window is the achieved batch size.
+Statistics extension (tritonclient's `get_inference_statistics`): cumulative counts and nanoseconds per model —
+success, queue, compute_input, compute_infer, compute_output — and inference_count / execution_count. A
+measurement takes a snapshot before and after and reports the difference per request, in microseconds.
+Prometheus (`/metrics`, parsed with prometheus_client's parser): `nv_inference_count` (each batch element
+counted) and `nv_inference_exec_count` (executions); their ratio over a window is the achieved batch size.
 """
 from __future__ import annotations
 
-import json
-import re
 import urllib.request
 
 SPLIT = ("queue", "compute_input", "compute_infer", "compute_output")
-_SAMPLE = re.compile(r'^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def _get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read().decode()
 
 
 # ----------------------------------------------------------------------------------------------- statistics
 
-def model_stats(http: str, names) -> dict[str, dict]:
-    """Snapshot of the statistics extension for `names`: name → {count, inference_count, execution_count,
-    queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns, success_ns}."""
-    return {name: parse_model_stats(json.loads(_get(f"http://{http}/v2/models/{name}/stats")), name)
-            for name in names}
+def model_stats(control, names) -> dict[str, dict]:
+    """Snapshot of the statistics extension for `names` (through a ServerControl): name → {count,
+    inference_count, execution_count, queue_ns, compute_input_ns, compute_infer_ns, compute_output_ns,
+    success_ns}."""
+    return {name: parse_model_stats(control.statistics(name), name) for name in names}
 
 
 def parse_model_stats(doc: dict, name: str) -> dict:
@@ -72,22 +63,25 @@ def stats_delta(before: dict[str, dict], after: dict[str, dict]) -> dict[str, di
 # ----------------------------------------------------------------------------------------------- prometheus
 
 def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
-    """Prometheus text exposition → {(metric, ((label, value), ...)): value}; comments skipped."""
+    """Prometheus text exposition → {(sample name, ((label, value), ...)): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if not match:
-            raise ValueError(f"triton | not a Prometheus sample line: {line!r}")
-        name, labels, value = match.groups()
-        key = tuple(sorted(_LABEL.findall(labels or "")))
-        out[(name, key)] = float(value)
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                # The parser names a counter's samples `<family>_total` (OpenMetrics); Triton's names are the
+                # family's own (`nv_inference_count`), so keep those.
+                name = family.name if sample.name == f"{family.name}_total" else sample.name
+                out[(name, tuple(sorted(sample.labels.items())))] = float(sample.value)
+    except ValueError as exc:
+        raise ValueError(f"triton | not a Prometheus exposition: {exc}") from None
     return out
 
 
 def scrape(metrics_url: str) -> dict[tuple[str, tuple], float]:
-    return parse_prometheus(_get(metrics_url))
+    with urllib.request.urlopen(metrics_url, timeout=5.0) as resp:
+        return parse_prometheus(resp.read().decode())
 
 
 def metric(samples: dict, name: str, model: str) -> float:

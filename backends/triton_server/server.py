@@ -6,28 +6,27 @@ once. It binds 127.0.0.1 on free ports, is waited for with a timeout, and is sto
 at session end, at interpreter exit, on SIGTERM to this process, and — through PR_SET_PDEATHSIG — even when
 this process dies without cleaning up. A server that died is noticed and the next cell starts a fresh one.
 
-`GENREC_TRITON_URL` (the `--triton-url` option) points at an existing server instead; then nothing is started.
+`--triton-url` (or `GENREC_TRITON_URL`) points at an existing server instead; then nothing is started. Control
+requests (readiness, loading, statistics, metadata) go through tritonclient (control.py).
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
 import importlib.util
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from genrec_bench.backends.triton_server.settings import URL_ENV
+from genrec_bench.backends.triton_server.control import ServerControl
 from genrec_bench.backends.triton_server.stub_env import (
     cache_dir,
     cache_lock,
@@ -38,6 +37,7 @@ from genrec_bench.backends.triton_server.stub_env import (
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 
 BINARY_ENV = "GENREC_TRITONSERVER"
+URL_ENV = "GENREC_TRITON_URL"
 SHM_PREFIX = "triton_python_backend_shm_region"
 LOG_TAIL_LINES = 30
 _PR_SET_PDEATHSIG = 1
@@ -185,6 +185,7 @@ class EmbeddedServer:
         self.log_path = self.workdir / "server.log"
         self.proc: subprocess.Popen | None = None
         self.endpoints: Endpoints | None = None
+        self.control: ServerControl | None = None
         self.loaded: set[str] = set()
         self._stubs: dict[int, list[str]] = {}  # stub pid → its command line, to reap them after a crash
         self._regions: set[str] = set()        # their /dev/shm regions
@@ -201,8 +202,17 @@ class EmbeddedServer:
             raise
 
     def _start(self) -> EmbeddedServer:
+        from rich.console import Console
+
         binary, backends = server_binary(), backend_directory()
-        env_root = ensure_stub_env()
+        # Making the stub's environment (first run) and the server's start take seconds to a minute: say so.
+        with Console(file=sys.__stderr__).status("genrec-bench: starting the embedded Triton server…"):
+            env_root = ensure_stub_env()
+            self._spawn(binary, backends, env_root)
+            self._wait_ready()
+        return self
+
+    def _spawn(self, binary: Path, backends: Path, env_root: Path) -> None:
         bundle_libs = bundle_dir().parent.parent / "nvidia_pytriton.libs"
         env = dict(os.environ)
         env["PATH"] = f"{env_root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
@@ -210,6 +220,7 @@ class EmbeddedServer:
             p for p in (str(bundle_libs), str(libpython_dir()), env.get("LD_LIBRARY_PATH")) if p)
         env.pop("PYTHONPATH", None)  # the stub ignores it; a stale one only confuses a reader of the env
         self.endpoints = Endpoints("127.0.0.1", free_port(), free_port(), free_port())
+        self.control = ServerControl(self.endpoints.http)
         cmd = [str(binary), f"--model-repository={self.repository}", f"--backend-directory={backends}",
                "--model-control-mode=explicit", "--disable-auto-complete-config", "--strict-readiness=true",
                f"--exit-timeout-secs={self.exit_timeout_s}", "--log-verbose=0",
@@ -225,8 +236,6 @@ class EmbeddedServer:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - see there
         _track(self)
-        self._wait_ready()
-        return self
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
@@ -235,7 +244,7 @@ class EmbeddedServer:
                 code = self.proc.returncode
                 raise BackendError(f"triton | tritonserver exited with code {code} while starting; "
                                    f"log tail:\n{self.log_tail()}")
-            if _http_ok(f"http://{self.endpoints.http}/v2/health/ready"):
+            if self.control.ready():
                 return
             time.sleep(0.1)
         raise BackendError(f"triton | tritonserver was not ready within {self.startup_timeout_s:.0f} s; "
@@ -246,8 +255,12 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         """SIGTERM and wait (the server unloads its models, ends its stubs and frees /dev/shm); SIGKILL only
-        past the exit timeout, and then the regions it leaked are removed by name."""
+        past the exit timeout, and then what it leaked (stubs, /dev/shm regions) is removed."""
         proc, self.proc = self.proc, None
+        if self.control is not None:
+            # First: an open keep-alive connection holds the server's HTTP shutdown until its exit timeout.
+            self.control.close()
+            self.control = None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -262,19 +275,28 @@ class EmbeddedServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _reap_after_crash(self) -> None:
-        """A server that did not exit cleanly leaves its stubs (briefly) and their /dev/shm regions behind:
-        end the stubs we saw it start and unlink the regions named on their command lines — ours only, never
-        another server's on the same machine."""
+        """A server that did not exit cleanly (killed, crashed) leaves its Python-backend stubs behind, orphaned
+        and deaf to SIGTERM, each holding a /dev/shm region. End the stubs we saw it start — only processes whose
+        command line is still exactly the one recorded, so never another server's — with SIGTERM, then SIGKILL,
+        and unlink the regions named on their command lines."""
         import psutil
 
+        stubs = []
         for pid, cmdline in self._stubs.items():
             try:
                 stub = psutil.Process(pid)
                 if stub.cmdline() == cmdline:
                     stub.terminate()
-                    stub.wait(timeout=10)
-            except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+                    stubs.append(stub)
+            except psutil.NoSuchProcess:
                 pass
+        _, alive = psutil.wait_procs(stubs, timeout=5)
+        for stub in alive:
+            try:
+                stub.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
         for name in self._regions:
             try:
                 os.unlink(f"/dev/shm/{name}")
@@ -313,16 +335,11 @@ class EmbeddedServer:
     def load(self, name: str) -> None:
         """Load (or reload) `name` from the repository; a failure carries the server's reason and log tail."""
         self._require_alive(f"loading {name}")
-        url = f"http://{self.endpoints.http}/v2/repository/models/{name}/load"
         try:
-            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=300).read()
-        except urllib.error.HTTPError as err:
-            reason = _error_text(err)
-            raise BackendError(f"triton | model {name} failed to load: {reason}; server log tail:\n"
-                               f"{self.log_tail()}") from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
+            self.control.load(name)
+        except BackendError as err:
             self._require_alive(f"loading {name}")
-            raise BackendError(f"triton | loading {name} failed: {err}") from None
+            raise BackendError(f"{err}; server log tail:\n{self.log_tail()}") from None
         self.loaded.add(name)
         self._record_stubs()
 
@@ -341,7 +358,7 @@ class EmbeddedServer:
 
     def describe(self) -> dict:
         return {"kind": "embedded", "binary": str(server_binary()), "pid": self.proc.pid if self.proc else None,
-                "workdir": str(self.workdir), "version": server_version(self.endpoints),
+                "workdir": str(self.workdir), "version": self.control.version() if self.control else None,
                 "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
                               "metrics": self.endpoints.metrics}}
 
@@ -352,61 +369,38 @@ class RemoteServer:
     remote = True
     repository = None
 
-    def __init__(self, endpoints: Endpoints):
-        self.endpoints = endpoints
+    def __init__(self, endpoints: Endpoints, url: str):
+        self.endpoints, self.url = endpoints, url
+        self.control = ServerControl(endpoints.http)
         self.loaded: set[str] = set()
+        if not self.control.live():
+            raise BackendError(f"triton | nothing answers at {endpoints.http} (--triton-url {url}): start the "
+                               f"server there or correct the URL")
 
     def alive(self) -> bool:
-        return _http_ok(f"http://{self.endpoints.http}/v2/health/live")
+        return self.control.live()
 
     def load(self, name: str) -> None:
-        if _http_ok(f"http://{self.endpoints.http}/v2/models/{name}/ready"):
-            self.loaded.add(name)
-            return
-        url = f"http://{self.endpoints.http}/v2/repository/models/{name}/load"
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=300).read()
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as err:
-            why = _error_text(err) if isinstance(err, urllib.error.HTTPError) else str(err)
-            raise BackendError(f"triton | model {name} is not ready on the server at {self.endpoints.http} and "
-                               f"loading it failed ({why}); write its repository with `python -m "
-                               f"backends.triton_server.repository` and serve that folder") from None
+        if not self.control.model_ready(name):
+            try:
+                self.control.load(name)
+            except BackendError as err:
+                raise BackendError(f"{err} (server at {self.endpoints.http}); its repository needs the model: "
+                                   f"write one with `python -m genrec_bench.backends.triton_server.repository`"
+                                   ) from None
         self.loaded.add(name)
 
     def stop(self) -> None:
         """Nothing to stop: the server is not ours."""
+        self.control.close()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return f"(the server at {self.endpoints.http} is not ours; see its own log)"
 
     def describe(self) -> dict:
-        return {"kind": "remote", "version": server_version(self.endpoints), "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
-                                                "metrics": self.endpoints.metrics}}
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
-
-
-def server_version(endpoints: Endpoints) -> str | None:
-    """The server's own version from its metadata endpoint (`GET /v2`), None when it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://{endpoints.http}/v2", timeout=2) as resp:
-            return json.loads(resp.read()).get("version")
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError, ValueError):
-        return None
-
-
-def _error_text(err: urllib.error.HTTPError) -> str:
-    try:
-        body = err.read().decode(errors="replace")
-        return json.loads(body).get("error", body)
-    except (ValueError, OSError):
-        return f"HTTP {err.code}"
+        return {"kind": "remote", "version": self.control.version(),
+                "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
+                              "metrics": self.endpoints.metrics}}
 
 
 # ----------------------------------------------------------------------------------------------- sharing
@@ -417,15 +411,15 @@ _shared: EmbeddedServer | RemoteServer | None = None
 _handlers_installed = False
 
 
-def shared_server(*, gpu: bool, startup_timeout_s: float = 90.0) -> EmbeddedServer | RemoteServer:
-    """The process's server: the remote one named by $GENREC_TRITON_URL, else the embedded one, started
-    (again, if the last one died) on first use."""
+def shared_server(*, gpu: bool, url: str | None = None,
+                  startup_timeout_s: float = 90.0) -> EmbeddedServer | RemoteServer:
+    """The process's server: the remote one at `url` when given, else the embedded one, started (again, if the
+    last one died) on first use."""
     global _shared
     with _lock:
-        url = os.environ.get(URL_ENV)
         if url:
-            if not isinstance(_shared, RemoteServer):
-                _shared = RemoteServer(parse_url(url))
+            if not (isinstance(_shared, RemoteServer) and _shared.url == url):
+                _shared = RemoteServer(parse_url(url), url)
             return _shared
         if isinstance(_shared, EmbeddedServer) and _shared.alive() and _shared.gpu == gpu:
             return _shared
@@ -439,7 +433,7 @@ def shared_server(*, gpu: bool, startup_timeout_s: float = 90.0) -> EmbeddedServ
 def shutdown_all() -> None:
     """Stop every server this process started (session end, exit, SIGTERM)."""
     global _shared
-    for server in _running:
+    for server in list(_running):  # stop() removes the server from _running
         server.stop()
     _shared = None
 
@@ -461,7 +455,8 @@ def _install_handlers() -> None:
     _handlers_installed = True
     atexit.register(shutdown_all)
     # SIGTERM's default action skips atexit; stop the servers first, then die of it as before. Only when no
-    # one else handles SIGTERM (and only the main thread may install handlers).
+    # one else handles SIGTERM (the pytest plugin does: it turns SIGTERM into an interrupt that unwinds) and
+    # only the main thread may install handlers.
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         def on_term(signum, frame):

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import torch
 
+from .. import check_kernel
 from .reference import interaction_reference, tril_flat_index
 
-__all__ = ["KERNELS", "interaction", "interaction_reference", "tril_flat_index"]
+__all__ = ["interaction", "interaction_reference", "tril_flat_index"]
 
-#: The implementations ``interaction`` can run, by the name ``kernel=`` takes.
-KERNELS = ("torch", "triton")
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -21,10 +20,9 @@ def interaction(x: torch.Tensor, *, dense: torch.Tensor | None = None, kernel: s
 
     x: [B, F, D] fp32/fp16/bf16. Returns [B, F(F−1)/2] in ``torch.tril_indices(F, F, -1)`` order, or
     ``torch.cat([dense, tri], 1)`` of shape [B, E + F(F−1)/2] when ``dense`` [B, E] is given; the dtype is
-    x.dtype (dense must have it too). ``kernel`` is one of ``KERNELS``; any other value raises ValueError.
+    x.dtype (dense must have it too). ``kernel`` is one of ``kernels.KERNELS``; any other value raises ValueError.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"interaction | unknown kernel={kernel!r}; choose one of {KERNELS}")
+    check_kernel("interaction", kernel)
     if x.dim() != 3:
         raise ValueError(f"interaction | x must be [B, F, D], but got shape {tuple(x.shape)}")
     if x.dtype not in _FLOAT_DTYPES:
@@ -39,5 +37,5 @@ def interaction(x: torch.Tensor, *, dense: torch.Tensor | None = None, kernel: s
         return tri if dense is None else torch.cat([dense, tri], 1)
     from .._triton import load_triton_module
 
-    impl = load_triton_module("interaction", "genrec_bench.kernels.interaction.triton")
+    impl = load_triton_module("interaction", f"{__name__}.triton")
     return impl.interaction_triton(x, dense=dense)

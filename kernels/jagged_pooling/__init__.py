@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import torch
 
+from .. import check_kernel
 from .reference import jagged_pooling_reference, segment_ids
 
-__all__ = ["KERNELS", "MODES", "jagged_pooling", "jagged_pooling_reference", "segment_ids"]
+__all__ = ["MODES", "jagged_pooling", "jagged_pooling_reference", "segment_ids"]
 
-#: The implementations ``jagged_pooling`` can run, by the name ``kernel=`` takes.
-KERNELS = ("torch", "triton")
 #: The pooling modes.
 MODES = ("sum", "mean")
 
@@ -29,10 +28,9 @@ def jagged_pooling(
     offsets[0] = 0, offsets[-1] = N and offsets is non-decreasing; row b holds values[offsets[b]:offsets[b+1]].
     ``mode`` is "sum" or "mean" (the mean of an empty row is 0). Accumulates in fp32 and returns table.dtype.
     Ids are not range-checked by the Triton kernel (that would cost a device sync): keep them in [0, V).
-    ``kernel`` is one of ``KERNELS``; any other value raises ValueError.
+    ``kernel`` is one of ``kernels.KERNELS``; any other value raises ValueError.
     """
-    if kernel not in KERNELS:
-        raise ValueError(f"jagged_pooling | unknown kernel={kernel!r}; choose one of {KERNELS}")
+    check_kernel("jagged_pooling", kernel)
     if mode not in MODES:
         raise ValueError(f"jagged_pooling | unknown mode={mode!r}; choose one of {MODES}")
     if values.dim() != 1 or offsets.dim() != 1 or table.dim() != 2:
@@ -48,5 +46,5 @@ def jagged_pooling(
         return jagged_pooling_reference(values, offsets, table, mode=mode)
     from .._triton import load_triton_module
 
-    impl = load_triton_module("jagged_pooling", "genrec_bench.kernels.jagged_pooling.triton")
+    impl = load_triton_module("jagged_pooling", f"{__name__}.triton")
     return impl.jagged_pooling_triton(values, offsets, table, mode=mode)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from genrec_bench.backends import backend_modes
-from genrec_bench.kernels.interaction import KERNELS
+from genrec_bench.kernels import KERNELS
 from genrec_bench.matrices import Cell, Known, load_matrix
 from genrec_bench.models import presets
 

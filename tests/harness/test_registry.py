@@ -9,7 +9,7 @@ from genrec_bench.matrices.errors import BackendError, BackendUnavailable, Regis
 class _Fake(Backend):
     name = "fake-test"
 
-    def prepare_impl(self, model, cell):
+    def prepare_impl(self, model, cell, context):
         raise RuntimeError("engine build exploded")
 
 
@@ -24,7 +24,7 @@ def test_duplicates_are_refused(fake):
     class Other(Backend):
         name = "fake-test"
 
-        def prepare_impl(self, model, cell):
+        def prepare_impl(self, model, cell, context):
             raise NotImplementedError
 
     with pytest.raises(RegistryError, match="Backend fake-test already exists"):
@@ -43,7 +43,7 @@ def test_builtin_backends_are_registered():
 
 def test_a_nameless_backend_is_refused():
     class Nameless(Backend):
-        def prepare_impl(self, model, cell):
+        def prepare_impl(self, model, cell, context):
             raise NotImplementedError
 
     with pytest.raises(RegistryError, match="has no `name`"):
@@ -65,7 +65,7 @@ def test_unsupported_mode_is_refused(fake):
 
 def test_unavailable_backend_says_why(monkeypatch):
     backend = get_backend("torch-cuda")
-    monkeypatch.setattr(type(backend), "availability", lambda self: (False, "no GPU here"))
+    monkeypatch.setattr(type(backend), "availability", lambda self, context=None: (False, "no GPU here"))
     cell = Cell("tiny", "torch-cuda", "eager", "fp32", 1, 8, "prefill")
     with pytest.raises(BackendUnavailable, match="no GPU here"):
         backend.prepare(None, cell)
@@ -82,7 +82,7 @@ def test_entry_points_register_third_party_backends(monkeypatch):
             class ThirdParty(Backend):
                 name = "fake-ep"
 
-                def prepare_impl(self, model, cell):
+                def prepare_impl(self, model, cell, context):
                     raise NotImplementedError
             return ThirdParty
 
@@ -95,17 +95,25 @@ def test_entry_points_register_third_party_backends(monkeypatch):
         unregister_backend("fake-ep")
 
 
-def test_entry_point_that_is_not_a_backend_is_refused(monkeypatch):
+@pytest.mark.parametrize("loaded, words", [
+    (lambda: object, "is not a Backend subclass; point it at the class"),
+    (lambda: __import__("no_such_module_anywhere"), "failed to load: ModuleNotFoundError: No module named"),
+])
+def test_a_broken_entry_point_is_an_unavailable_backend_with_the_reason(monkeypatch, loaded, words):
     import genrec_bench.backends.registry as registry
 
     class EP:
         name, value = "junk", "thirdparty:thing"
-
-        @staticmethod
-        def load():
-            return object
+        load = staticmethod(loaded)
 
     monkeypatch.setattr(registry, "entry_points", lambda group: [EP])
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
-    with pytest.raises(RegistryError, match="is not a Backend subclass"):
-        load_entry_points()
+    try:
+        assert load_entry_points() == ["junk"]
+        ok, why = get_backend("junk").availability()
+        assert not ok and why.startswith("entry point junk = thirdparty:thing (group genrec_bench.backends) ")
+        assert words in why
+        with pytest.raises(BackendUnavailable, match="junk | unavailable: entry point junk"):
+            get_backend("junk").prepare(None, Cell("tiny", "junk", "eager", "fp32", 1, 8, "prefill"))
+    finally:
+        unregister_backend("junk")

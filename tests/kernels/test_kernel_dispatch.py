@@ -8,10 +8,9 @@ import sys
 import pytest
 import torch
 
+from genrec_bench.kernels import KERNELS
 from genrec_bench.kernels._triton import TritonUnavailable
-from genrec_bench.kernels.interaction import KERNELS as INTERACTION_KERNELS
 from genrec_bench.kernels.interaction import interaction
-from genrec_bench.kernels.jagged_pooling import KERNELS as POOLING_KERNELS
 from genrec_bench.kernels.jagged_pooling import jagged_pooling
 
 
@@ -20,8 +19,7 @@ def _jagged_inputs():
 
 
 def test_kernel_choices():
-    assert INTERACTION_KERNELS == ("torch", "triton")
-    assert POOLING_KERNELS == ("torch", "triton")
+    assert KERNELS == ("torch", "triton")
 
 
 @pytest.mark.parametrize("kernel", ["cuda", "Triton", "", None])

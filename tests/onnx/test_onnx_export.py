@@ -7,9 +7,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from genrec_bench.matrices.errors import BackendError
 from genrec_bench.models import PHASE_INPUTS, draw, phase_inputs, preset
-from genrec_bench.models.onnx_export import OPSET, export_fields, export_phase, exported_model
+from genrec_bench.models.onnx_export import OPSET, ExportError, export_fields, export_phase, exported_model
 
 
 def _dims(value_info):
@@ -81,7 +80,7 @@ def _unexportable(model):
 
 
 def test_export_failure_is_one_line_with_the_root_cause(tiny, tmp_path):
-    with pytest.raises(BackendError) as err:
+    with pytest.raises(ExportError) as err:
         export_phase(_unexportable(tiny), "prefill", "fp32", tmp_path / "x.onnx")
     message = str(err.value)
     assert message.startswith("onnx-export | tiny/prefill/fp32: torch.onnx.export failed: ")
@@ -89,5 +88,5 @@ def test_export_failure_is_one_line_with_the_root_cause(tiny, tmp_path):
 
 
 def test_bf16_is_refused_with_the_reason(tiny, tmp_path):
-    with pytest.raises(BackendError, match="precision 'bf16' is not exported; exported: fp32, fp16"):
+    with pytest.raises(ExportError, match="precision 'bf16' is not exported; exported: fp32, fp16"):
         export_phase(tiny, "prefill", "bf16", tmp_path / "x.onnx")

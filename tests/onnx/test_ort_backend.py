@@ -20,6 +20,7 @@ from genrec_bench.bench.reference_model import reference_topk
 from genrec_bench.matrices.cells import Cell
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 from genrec_bench.models import draw
+from genrec_bench.models.onnx_export import ExportError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +61,7 @@ def test_bf16_and_triton_cells_are_refused_with_reasons(tiny):
 
 def test_export_failure_is_the_cells_one_line_error(tiny, monkeypatch):
     def failing(model, phase, precision, dest):
-        raise BackendError("onnx-export | tiny/prefill/fp32: torch.onnx.export failed: DispatchError: no op")
+        raise ExportError("onnx-export | tiny/prefill/fp32: torch.onnx.export failed: DispatchError: no op")
 
     # A fresh key, so the cached export is not found and the (failing) exporter is called.
     monkeypatch.setattr("genrec_bench.models.onnx_export._source_hash", lambda: "never-exported")

@@ -133,19 +133,20 @@ def test_bf16_has_no_trt_options(tmp_path):
                              batch_range=(1, 256), seq_range=(256, 256))
 
 
-def test_ort_trt_sizes_its_profile_from_the_peer_cells_it_was_prepared_with():
+def test_ort_trt_sizes_its_profile_from_the_peer_cells_of_its_run_context():
     from types import SimpleNamespace
 
     from genrec_bench.backends import get_backend
+    from genrec_bench.backends.base import RunContext
     from genrec_bench.models import preset
 
     backend = get_backend("ort-trt")
     cell = Cell("small", "ort-trt", "eager", "fp16", 16, 256, "prefill")
-    backend.peers = (cell, cell.__class__("small", "ort-trt", "eager", "fp16", 1, 128, "prefill"),
-                     cell.__class__("small", "ort-trt", "eager", "fp16", 256, 256, "prefill"),
-                     cell.__class__("small", "ort-trt", "eager", "fp32", 512, 256, "prefill"))  # other engine
+    context = RunContext(peers=(cell, cell.__class__("small", "ort-trt", "eager", "fp16", 1, 128, "prefill"),
+                                cell.__class__("small", "ort-trt", "eager", "fp16", 256, 256, "prefill"),
+                                cell.__class__("small", "ort-trt", "eager", "fp32", 512, 256, "prefill")))
     model = SimpleNamespace(cfg=preset("small"))
-    (_, opts), *_ = [p for p in backend.providers(model, cell, SimpleNamespace(sha256="ab" * 32))
+    (_, opts), *_ = [p for p in backend.providers(model, cell, SimpleNamespace(sha256="ab" * 32), context)
                      if isinstance(p, tuple)]
     assert opts["trt_profile_min_shapes"] == "ids:1x128,lengths:1"
     assert opts["trt_profile_opt_shapes"] == "ids:16x256,lengths:16"

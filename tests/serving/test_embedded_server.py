@@ -33,12 +33,13 @@ KILL_PLUGIN = """\
 import os, signal, threading
 
 def pytest_configure(config):
-    from genrec_bench.backends.triton_server import scenarios
+    from genrec_bench.backends.triton_server import server
+    from genrec_bench.bench.serving import scenarios
     original = scenarios.run_workers
 
     def run_workers(target, jobs, what, window_s):
         # Kill the server (no chance to clean up) while the sweep's clients are sending.
-        threading.Timer(0.4, os.kill, (target.server.proc.pid, signal.SIGKILL)).start()
+        threading.Timer(0.4, os.kill, (server._shared.proc.pid, signal.SIGKILL)).start()
         return original(target, jobs, what, window_s)
 
     scenarios.run_workers = run_workers

@@ -7,13 +7,15 @@ from genrec_bench.backends.triton_server.metrics import (
     parse_prometheus,
     stats_delta,
 )
-from genrec_bench.backends.triton_server.scenarios import split, summarize
+from genrec_bench.bench.serving.scenarios import split
+from genrec_bench.bench.stats import latency_summary as summarize
 
 PROM = """\
 # HELP nv_inference_count Number of inferences performed
 # TYPE nv_inference_count counter
 nv_inference_count{model="m_genrec",version="1"} 120
 nv_inference_count{model="m_pre",version="1"} 40
+# TYPE nv_inference_exec_count counter
 nv_inference_exec_count{model="m_genrec",version="1"} 30
 nv_gpu_utilization{gpu_uuid="GPU-1"} 0.5
 nv_cache_num_hits_per_model{model="a \\"quoted\\" name",version="1"} 0
@@ -25,7 +27,7 @@ def test_prometheus_text():
     assert samples[("nv_inference_count", (("model", "m_genrec"), ("version", "1")))] == 120
     assert samples[("nv_gpu_utilization", (("gpu_uuid", "GPU-1"),))] == 0.5
     assert len(samples) == 5
-    with pytest.raises(ValueError, match="not a Prometheus sample line"):
+    with pytest.raises(ValueError, match="not a Prometheus exposition"):
         parse_prometheus("{broken} 1\n")
 
 

@@ -1,11 +1,10 @@
-"""Serving scenarios over the served model: a closed-loop concurrency sweep and open-loop Poisson arrivals.
+"""Serving scenarios over a served target: a closed-loop concurrency sweep and open-loop Poisson arrivals.
 
-Load comes from `loadgen.py` processes (asyncio tritonclient, one or several: see `clients:`), so the harness
-process itself never limits the rate. Each level reports what the clients saw (throughput, p50/p90/p99) and
-what the server says about the same window: the statistics extension's split per model (queue, compute
-input/infer/output, µs per request) and the achieved batch size from Prometheus
-(Δnv_inference_count / Δnv_inference_exec_count of the batching model). A failed request ends the level at
-once; a dead server is named as such, with its log tail.
+Load comes from the target's load-generator processes (for Triton: asyncio tritonclient, one or several: see
+`clients:`), so the harness process itself never limits the rate. Each level reports what the clients saw
+(throughput, p50/p90/p99, computed by bench.stats) and what the server says about the same window (the
+target's `window()`: for Triton the statistics extension's split per model and the achieved batch size from
+Prometheus). A failed request ends the level at once; a dead server is named as such, with its log tail.
 """
 from __future__ import annotations
 
@@ -14,48 +13,17 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-
-from genrec_bench.backends.triton_server import metrics
+from genrec_bench.backends.base import ServedTarget
+from genrec_bench.bench.progress import steps
+from genrec_bench.bench.stats import latency_summary
 from genrec_bench.matrices.errors import BackendError
 from genrec_bench.matrices.serving import PoissonSpec, SweepSpec
 
-LOADGEN = Path(__file__).with_name("loadgen.py")
 HANDSHAKE_TIMEOUT_S = 60.0
-# Prometheus counters are published on the server's metrics interval (500 ms, see server.py): wait it out
-# before the closing scrape so the window's last executions are counted.
+# Prometheus counters are published on the server's metrics interval (500 ms for the embedded server): wait it
+# out before the closing scrape so the window's last executions are counted.
 METRICS_SETTLE_S = 0.6
-
-
-@dataclass
-class Target:
-    """What a scenario loads: the entry model over one protocol, with the request's arrays (an .npz)."""
-
-    name: str          # backend name, for messages
-    protocol: str
-    url: str
-    http: str          # statistics extension and health, whichever protocol the load uses
-    metrics_url: str
-    model: str
-    outputs: tuple[str, str]
-    inputs_path: str
-    batch: int         # users per request
-    stats_models: tuple[str, ...]
-    batching_model: str
-    server: object     # EmbeddedServer / RemoteServer: alive(), log_tail()
-
-
-def summarize(samples_ms) -> dict:
-    """p50/p90/p99, mean, min, max, n (linear interpolation between order statistics)."""
-    if not len(samples_ms):
-        return {"p50": None, "p90": None, "p99": None, "mean": None, "min": None, "max": None, "n": 0}
-    a = np.asarray(samples_ms, dtype=np.float64)
-    p50, p90, p99 = np.percentile(a, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(a.mean()),
-            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
 
 
 def split(total: int, parts: int) -> list[int]:
@@ -64,14 +32,14 @@ def split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def run_workers(target: Target, jobs: list[dict], what: str, window_s: float) -> list[dict]:
+def run_workers(target: ServedTarget, jobs: list[dict], what: str, window_s: float) -> list[dict]:
     """Start one loadgen per job, release them together, collect their results; fail fast with a reason."""
     procs = []
     try:
         for job in jobs:
             job = {**job, "protocol": target.protocol, "url": target.url, "model": target.model,
                    "outputs": list(target.outputs), "inputs": target.inputs_path}
-            proc = subprocess.Popen([sys.executable, str(LOADGEN)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            proc = subprocess.Popen([sys.executable, target.load_generator], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
             proc.stdin.write(json.dumps(job) + "\n")
             proc.stdin.flush()
@@ -120,38 +88,34 @@ def _stderr(proc) -> str:
     return proc.stderr.read() or ""
 
 
-def _fail(target: Target, what: str, why: str):
-    if not target.server.alive():
+def _fail(target: ServedTarget, what: str, why: str):
+    if not target.alive():
         raise BackendError(f"{target.name} | the server died during {what}: {why}; server log tail:\n"
-                           f"{target.server.log_tail(12)}")
+                           f"{target.log_tail(12)}")
     raise BackendError(f"{target.name} | {what} failed: {why}")
 
 
 class _Window:
-    """Server-side snapshots around one measured level."""
+    """The server's account of one measured level: the target's snapshots around it."""
 
-    def __init__(self, target: Target):
+    def __init__(self, target: ServedTarget):
         self.target = target
 
     def __enter__(self):
-        self.stats = metrics.model_stats(self.target.http, self.target.stats_models)
-        self.prom = metrics.scrape(self.target.metrics_url)
+        self.before = self.target.snapshot()
         return self
 
     def __exit__(self, *exc):
         if exc[0] is None:
             time.sleep(METRICS_SETTLE_S)
-            after_stats = metrics.model_stats(self.target.http, self.target.stats_models)
-            after_prom = metrics.scrape(self.target.metrics_url)
-            self.server = metrics.stats_delta(self.stats, after_stats)
-            self.batch = metrics.achieved_batch(self.prom, after_prom, self.target.batching_model)
+            self.result = self.target.window(self.before, self.target.snapshot())
         return False
 
 
-def concurrency_sweep(target: Target, spec: SweepSpec) -> dict:
+def concurrency_sweep(target: ServedTarget, spec: SweepSpec) -> dict:
     """Closed loop: at each level exactly `concurrency` requests are outstanding (spread over `clients`)."""
     levels = []
-    for c in spec.concurrency:
+    for c in steps(spec.concurrency, f"{target.name} concurrency sweep"):
         jobs = [{"kind": "closed", "concurrency": share, "warmup_s": spec.warmup_s, "measure_s": spec.measure_s}
                 for share in split(c, spec.clients)]
         with _Window(target) as window:
@@ -162,17 +126,17 @@ def concurrency_sweep(target: Target, spec: SweepSpec) -> dict:
         levels.append({"concurrency": c, "clients": len(jobs),
                        "requests_per_s": completed / spec.measure_s,
                        "sequences_per_s": completed * target.batch / spec.measure_s,
-                       "latency_ms": summarize(latencies),
-                       "server": window.server, "batch": window.batch})
+                       "latency_ms": latency_summary(latencies),
+                       **window.result})
     return {"kind": "closed_loop", "warmup_s": spec.warmup_s, "measure_s": spec.measure_s,
             "clients": spec.clients, "levels": levels}
 
 
-def poisson_load(target: Target, spec: PoissonSpec) -> dict:
+def poisson_load(target: ServedTarget, spec: PoissonSpec) -> dict:
     """Open loop: requests arrive as a Poisson process at each target rate, whatever the server's pace;
     latency counts from the scheduled arrival."""
     runs = []
-    for rate in spec.rates:
+    for rate in steps(spec.rates, f"{target.name} Poisson rates"):
         shares = split(spec.clients, spec.clients)
         jobs = [{"kind": "poisson", "rate": rate / len(shares), "seed": spec.seed + i,
                  "warmup_s": spec.warmup_s, "measure_s": spec.duration_s} for i in range(len(shares))]
@@ -186,8 +150,8 @@ def poisson_load(target: Target, spec: PoissonSpec) -> dict:
                      "offered_rate": arrivals / spec.duration_s,
                      "achieved_rate": completed / spec.duration_s,
                      "completed_share": completed / arrivals if arrivals else None,
-                     "latency_ms": summarize(latencies),
+                     "latency_ms": latency_summary(latencies),
                      "max_issue_lag_ms": max(r["max_issue_lag_ms"] for r in results),
-                     "server": window.server, "batch": window.batch})
+                     **window.result})
     return {"kind": "poisson", "warmup_s": spec.warmup_s, "duration_s": spec.duration_s, "seed": spec.seed,
             "runs": runs}
