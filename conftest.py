@@ -21,9 +21,11 @@ def _import_this_checkout_as_genrec_bench() -> None:
     """`genrec_bench.<folder>` names this checkout's folders, installed or not; the checkout itself stays off
     sys.path (`python -m pytest` puts the working directory there), so its generic top-level names (`models`,
     `backends`, ...) never shadow a user's own packages."""
-    package = types.ModuleType("genrec_bench")
-    package.__path__ = [str(ROOT)]
-    sys.modules["genrec_bench"] = package
+    current = sys.modules.get("genrec_bench")
+    if current is None or list(getattr(current, "__path__", [])) != [str(ROOT)]:
+        package = types.ModuleType("genrec_bench")
+        package.__path__ = [str(ROOT)]
+        sys.modules["genrec_bench"] = package
     sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != ROOT]
 
 

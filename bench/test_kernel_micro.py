@@ -14,10 +14,10 @@ def test_micro_quick_run_records_bandwidth(tmp_path):
     pytest.importorskip("triton", reason="the Triton kernels need the 'triton' package")
     import json
 
-    from genrec_bench.bench import kernel_micro as micro
+    from genrec_bench.bench.kernel_micro.__main__ import main
 
     out = tmp_path / "kernels.json"
-    assert micro.main(["--quick", "--json", str(out)]) == 0
+    assert main(["--quick", "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert data["hbm_copy"]["gbps"] > 0
     providers = {(r["op"], r["provider"]) for r in data["records"]}

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -143,9 +144,16 @@ def exported_model(model: GenerativeRecommender, phase: str, precision: str,
     fields = export_fields(model.cfg, phase, precision)
     start = time.perf_counter()
     stem = f"{model.cfg.name}-{phase}-{precision}"
+
+    def build(dest: Path) -> dict:
+        from rich.console import Console
+
+        # A `base` export takes 10-24 s with no other output: say what is happening, on the terminal itself.
+        with Console(file=sys.__stderr__).status(f"genrec-bench: exporting {stem} to ONNX…"):
+            return export_phase(model, phase, precision, dest)
+
     try:
-        entry, status = cache.get_or_build(stem, cache_key(fields), fields,
-                                           lambda dest: export_phase(model, phase, precision, dest))
+        entry, status = cache.get_or_build(stem, cache_key(fields), fields, build)
     except ExportError:
         raise
     except Exception as exc:  # checker or filesystem failure of a fresh export: still one line

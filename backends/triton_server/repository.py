@@ -43,17 +43,31 @@ class Tensor:
     ragged: bool = False
     reshape: tuple[int, ...] | None = None
 
-    def text(self) -> str:
-        parts = [f'name: "{self.name}"', f"data_type: TYPE_{self.dtype}", f"dims: [ {_ints(self.dims)} ]"]
+    def fill(self, message) -> None:
+        """Set this tensor's fields on a ModelInput / ModelOutput message."""
+        message.name = self.name
+        message.data_type = _pb().DataType.Value(f"TYPE_{self.dtype}")
+        message.dims.extend(self.dims)
         if self.ragged:
-            parts.append("allow_ragged_batch: true")
+            message.allow_ragged_batch = True
         if self.reshape is not None:
-            parts.append(f"reshape: {{ shape: [ {_ints(self.reshape)} ] }}")
-        return "{ " + " ".join(parts) + " }"
+            message.reshape.shape.extend(self.reshape)
+            message.reshape.SetInParent()  # an empty shape (a scalar per request) is still a reshape
 
 
-def _ints(values) -> str:
-    return ", ".join(str(v) for v in values)
+def _pb():
+    """Triton's model-config protobuf module (shipped with tritonclient[grpc]): configs are built as messages,
+    so a misspelt field or a wrong type fails while the repository is written, not when the server loads it."""
+    from tritonclient.grpc import model_config_pb2
+
+    return model_config_pb2
+
+
+def config_text(config) -> str:
+    """config.pbtxt text of a ModelConfig message."""
+    from google.protobuf import text_format
+
+    return text_format.MessageToString(config)
 
 
 @dataclass(frozen=True)
@@ -130,52 +144,58 @@ def _rank_inputs(cfg) -> tuple[Tensor, ...]:
             Tensor("CANDIDATES", "INT64", (cfg.num_candidates,)))
 
 
-# ----------------------------------------------------------------------------------------------- config texts
+# ----------------------------------------------------------------------------------------------- configs
 
-def _batching(spec: ServingSpec, queue_delay_us: int) -> str:
-    preferred = (f"preferred_batch_size: [ {_ints(spec.preferred_batch_sizes)} ] "
-                 if spec.preferred_batch_sizes else "")
-    return f"dynamic_batching {{ {preferred}max_queue_delay_microseconds: {queue_delay_us} }}"
-
-
-def _io(inputs, outputs) -> list[str]:
-    return ["input [\n  " + ",\n  ".join(t.text() for t in inputs) + "\n]",
-            "output [\n  " + ",\n  ".join(t.text() for t in outputs) + "\n]"]
+def _base(name: str, spec: ServingSpec, inputs, outputs):
+    config = _pb().ModelConfig(name=name, max_batch_size=spec.max_batch_size)
+    for tensor in inputs:
+        tensor.fill(config.input.add())
+    for tensor in outputs:
+        tensor.fill(config.output.add())
+    return config
 
 
-def _instances(kind: str, count: int) -> str:
-    gpus = " gpus: [ 0 ]" if kind == "KIND_GPU" else ""
-    return f"instance_group [ {{ count: {count} kind: {kind}{gpus} }} ]"
+def _batching(config, spec: ServingSpec, queue_delay_us: int) -> None:
+    config.dynamic_batching.preferred_batch_size.extend(spec.preferred_batch_sizes)
+    config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    config.dynamic_batching.SetInParent()
+
+
+def _instances(config, kind: str, count: int) -> None:
+    group = config.instance_group.add(count=count, kind=_pb().ModelInstanceGroup.Kind.Value(kind))
+    if kind == "KIND_GPU":
+        group.gpus.append(0)
 
 
 def python_config(name, spec: ServingSpec, inputs, outputs, params: dict, kind: str, count: int, *,
                   queue_delay_us: int) -> str:
     """config.pbtxt of a Python-backend model with dynamic batching; `params` reach its initialize()."""
-    lines = [f'name: "{name}"', 'backend: "python"', f"max_batch_size: {spec.max_batch_size}",
-             *_io(inputs, outputs), _batching(spec, queue_delay_us), _instances(kind, count)]
-    lines += [f'parameters {{ key: "{k}" value: {{ string_value: "{v}" }} }}' for k, v in sorted(params.items())]
-    return "\n".join(lines) + "\n"
+    config = _base(name, spec, inputs, outputs)
+    config.backend = "python"
+    _batching(config, spec, queue_delay_us)
+    _instances(config, kind, count)
+    for key, value in sorted(params.items()):
+        config.parameters[key].string_value = value
+    return config_text(config)
 
 
 def ensemble_config(names: dict, spec: ServingSpec, inputs, outputs, *, genrec_io: dict) -> str:
     """The ensemble: HISTORY → preprocess → genrec → postprocess; rank inputs go straight to genrec.
     `genrec_io` maps our tensor names to genrec's (PYTHON_IO or EXPORTED_IO)."""
     io = genrec_io
-
-    def step(model, inputs_map, outputs_map):
-        ins = " ".join(f'input_map {{ key: "{k}" value: "{v}" }}' for k, v in inputs_map)
-        outs = " ".join(f'output_map {{ key: "{k}" value: "{v}" }}' for k, v in outputs_map)
-        return f'    {{ model_name: "{model}" model_version: -1 {ins} {outs} }}'
-
+    config = _base(names["ensemble"], spec, inputs, outputs)
+    config.platform = "ensemble"
     rank = [(io[t.name], t.name) for t in inputs if t.name in ("CONTEXT", "CANDIDATES")]
-    steps = [step(names["preprocess"], [("HISTORY", "HISTORY")], [("IDS", "ids"), ("LENGTHS", "lengths")]),
-             step(names["genrec"], [(io["IDS"], "ids"), (io["LENGTHS"], "lengths")] + rank,
-                  [(io["CAND_SCORES"], "cand_scores"), (io["CAND_ITEMS"], "cand_items")]),
-             step(names["postprocess"], [("CAND_SCORES", "cand_scores"), ("CAND_ITEMS", "cand_items")],
-                  [("SCORES", "SCORES"), ("ITEMS", "ITEMS")])]
-    lines = [f'name: "{names["ensemble"]}"', 'platform: "ensemble"', f"max_batch_size: {spec.max_batch_size}",
-             *_io(inputs, outputs), "ensemble_scheduling {\n  step [\n" + ",\n".join(steps) + "\n  ]\n}"]
-    return "\n".join(lines) + "\n"
+    steps = [(names["preprocess"], [("HISTORY", "HISTORY")], [("IDS", "ids"), ("LENGTHS", "lengths")]),
+             (names["genrec"], [(io["IDS"], "ids"), (io["LENGTHS"], "lengths")] + rank,
+              [(io["CAND_SCORES"], "cand_scores"), (io["CAND_ITEMS"], "cand_items")]),
+             (names["postprocess"], [("CAND_SCORES", "cand_scores"), ("CAND_ITEMS", "cand_items")],
+              [("SCORES", "SCORES"), ("ITEMS", "ITEMS")])]
+    for model, inputs_map, outputs_map in steps:
+        step = config.ensemble_scheduling.step.add(model_name=model, model_version=-1)
+        step.input_map.update(dict(inputs_map))
+        step.output_map.update(dict(outputs_map))
+    return config_text(config)
 
 
 def exported_genrec_config(name: str, backend: str, cfg, phase: str, spec: ServingSpec, gpu: bool) -> str:
@@ -193,14 +213,14 @@ def exported_genrec_config(name: str, backend: str, cfg, phase: str, spec: Servi
         inputs += [Tensor("context", "INT64", (len(cfg.context_vocab),)),
                    Tensor("candidates", "INT64", (cfg.num_candidates,))]
     outputs = (Tensor("scores", "FP32", (width,)), Tensor("items", "INT64", (width,)))
-    platform = "onnxruntime_onnx" if backend == "onnxruntime" else "tensorrt_plan"
-    kind = "KIND_GPU" if gpu or backend == "tensorrt" else "KIND_CPU"
-    lines = [f'name: "{name}"', f'platform: "{platform}"', f"max_batch_size: {spec.max_batch_size}",
-             *_io(inputs, outputs), _batching(spec, spec.max_queue_delay_us), _instances(kind, spec.instances)]
+    config = _base(name, spec, inputs, outputs)
+    config.platform = "onnxruntime_onnx" if backend == "onnxruntime" else "tensorrt_plan"
+    _batching(config, spec, spec.max_queue_delay_us)
+    _instances(config, "KIND_GPU" if gpu or backend == "tensorrt" else "KIND_CPU", spec.instances)
     if backend == "onnxruntime" and gpu:
         # Let ORT's CUDA provider run the graph; TensorRT as an ORT accelerator stays opt-in (engine builds).
-        lines.append('parameters { key: "cudnn_conv_algo_search" value: { string_value: "0" } }')
-    return "\n".join(lines) + "\n"
+        config.parameters["cudnn_conv_algo_search"].string_value = "0"
+    return config_text(config)
 
 
 # ----------------------------------------------------------------------------------------------- CLI

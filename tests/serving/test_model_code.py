@@ -9,6 +9,8 @@ import types
 import numpy as np
 import pytest
 import torch
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
 
 from genrec_bench.backends.triton_server.repository import MODEL_CODE, model_set
 from genrec_bench.matrices.serving import ServingSpec
@@ -42,10 +44,9 @@ def pb_utils(monkeypatch):
 def load(step, spec=None, phase="prefill"):
     spec = spec or ServingSpec()
     models = model_set(preset("tiny"), phase, "fp32", "torch", spec, gpu=False)
-    config = models.configs[f"{models.prefix}_{step}"]
-    params = dict(line.split('key: "')[1].split('" value: { string_value: "') for line in config.splitlines()
-                  if line.startswith("parameters"))
-    params = {k: {"string_value": v.split('"')[0]} for k, v in params.items()}
+    # The model config as the server hands it to initialize(): its JSON form (protobuf field names).
+    config = text_format.Parse(models.configs[f"{models.prefix}_{step}"], model_config_pb2.ModelConfig())
+    params = json_format.MessageToDict(config, preserving_proto_field_name=True)["parameters"]
     spec_ = importlib.util.spec_from_file_location(f"model_{step}", MODEL_CODE / f"{step}.py")
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
