@@ -110,14 +110,19 @@ def _plan(config):
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
+    from genrec_bench.bench.timing import SAMPLE_CLOCK
+
     planned = _plan(metafunc.config)
     params = []
     for item in planned.cells if planned is not None else ():
         cell = item.cell
         marks = [pytest.mark.skip(reason=item.skip)] if item.skip else []
-        marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}"))
-        params.append(pytest.param(cell, id=cell.id, marks=marks))
-    metafunc.parametrize("cell", params)
+        # timer=SAMPLE_CLOCK: pytest-benchmark's stats are the cell's own samples (see bench/timing.py).
+        marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}",
+                                           timer=SAMPLE_CLOCK))
+        # The parameter is the cell's id, so pytest-benchmark's `params` serialise (`--group-by param:cell`).
+        params.append(pytest.param(cell.id, id=cell.id, marks=marks))
+    metafunc.parametrize("cell", params, indirect=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -127,6 +132,12 @@ def pytest_collection(session):
     if PLAN_ERROR in session.config.stash:
         raise pytest.UsageError(session.config.stash[PLAN_ERROR])
     return result
+
+
+@pytest.fixture
+def cell(request):
+    """The Cell a parametrized bench/ test measures (its parameter is the cell's id)."""
+    return _plan(request.config).cell(request.param)
 
 
 @pytest.fixture
@@ -159,7 +170,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     from genrec_bench.bench.env import environment
 
-    machine_info["genrec"] = environment("cuda:0" if torch.cuda.is_available() else "cpu")
+    # Only what does not change within a run on one machine (not the versions of lazily loaded libraries, which
+    # each record's env holds), so `--benchmark-compare` of two runs on one machine finds them equal.
+    env = environment("cuda:0" if torch.cuda.is_available() else "cpu")
+    machine_info["genrec"] = {k: v for k, v in env.items() if k != "loaded"}
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -13,7 +13,7 @@ from genrec_bench.bench.oracle import compare, recheck, tolerance_for
 from genrec_bench.bench.record import build_record
 from genrec_bench.bench.reference_model import model_for, reference_topk
 from genrec_bench.bench.serving import serving_record
-from genrec_bench.bench.stats import latency_summary, median_ci, throughput
+from genrec_bench.bench.stats import latency_summary, median_ci, thin, throughput
 from genrec_bench.bench.timing import time_closure
 from genrec_bench.matrices.cells import Cell
 from genrec_bench.matrices.errors import BackendUnavailable, OracleMismatch
@@ -21,6 +21,7 @@ from genrec_bench.matrices.serving import serving_spec
 from genrec_bench.models import draw, preset
 
 INPUT_SEED = 1234
+STORED_SAMPLES = 1000  # raw per-round samples kept in the record, at most
 
 
 def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
@@ -55,6 +56,10 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
                                                   served.window(before, served.snapshot()))
     latency = latency_summary(timed.samples_ms)
     latency["p50_ci95"] = list(median_ci(timed.samples_ms))
+    # The raw samples, so two runs can later be compared by a significance test and not only by medians.
+    latency["samples"] = thin(timed.samples_ms, STORED_SAMPLES)
+    latency["samples_stored"] = ("all" if len(latency["samples"]) == len(timed.samples_ms) else
+                                 f"{len(latency['samples'])} of {len(timed.samples_ms)}, evenly spaced in time order")
     mean_history = float(drawn["lengths"].float().mean())
     record = build_record(
         cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},

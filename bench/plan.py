@@ -38,6 +38,10 @@ class Plan:
     def runnable(self) -> tuple[Cell, ...]:
         return self.context.peers
 
+    def cell(self, cell_id: str) -> Cell:
+        """The planned cell with this id."""
+        return next(p.cell for p in self.cells if p.cell.id == cell_id)
+
 
 def known() -> Known:
     """What a matrix is validated against: registered backends (entry points loaded), presets, kernels."""

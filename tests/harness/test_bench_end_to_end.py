@@ -1,6 +1,7 @@
 """The bench for real on CPU: every record validates against the schema, the summary reads it, and a cell that
 fails the oracle still leaves its numbers in the JSON."""
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,15 @@ def test_records_validate_and_summarize(bench_run, capsys):
         assert record["numerics"]["passed"] is True
         assert record["timer"]["method"] == "host_clock"
         assert record["latency_ms"]["n"] == record["timer"]["rounds"] == bench["stats"]["rounds"]
+        # One set of numbers: pytest-benchmark's stats are the cell's own samples (timer=sample_clock).
+        latency, stats = record["latency_ms"], bench["stats"]
+        assert stats["median"] * 1e3 == pytest.approx(latency["p50"], rel=1e-9)
+        assert stats["min"] * 1e3 == pytest.approx(latency["min"], rel=1e-9)
+        assert stats["max"] * 1e3 == pytest.approx(latency["max"], rel=1e-9)
+        assert stats["mean"] * 1e3 == pytest.approx(latency["mean"], rel=1e-9)
+        assert len(latency["samples"]) == latency["n"] and latency["samples_stored"] == "all"
+        assert statistics.median(latency["samples"]) == pytest.approx(latency["p50"], rel=1e-12)
+        assert bench["params"] == {"cell": record["cell"]["id"]}  # serialisable: --group-by param:cell works
         assert record["latency_ms"]["p50"] <= record["latency_ms"]["p99"]
         assert record["memory"]["host_peak_rss_mb"] > 0 and record["memory"]["device_used_peak_mb"] is None
         assert record["env"]["libraries"]["torch"]
@@ -54,6 +64,21 @@ def test_records_validate_and_summarize(bench_run, capsys):
     assert reports_main(["summary", str(tmp_path / "out.json")]) == 0
     table = capsys.readouterr().out
     assert "tiny-torch-cpu-bf16-b2-s16-rank" in table and "6 cells on" in table
+
+
+def test_pytest_benchmark_compares_two_runs_of_ours(bench_run, tmp_path):
+    """machine_info is the same for two runs on one machine, and pytest-benchmark's own compare and histogram
+    read our files."""
+    first_dir, _, first = bench_run
+    proc, second = run_bench(tmp_path, MATRIX, "-k", "prefill")
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert first["machine_info"] == second["machine_info"]
+    compare = subprocess.run([str(Path(sys.executable).with_name("pytest-benchmark")), "compare", "--group-by", "param:cell",
+                              "--histogram", str(tmp_path / "hist"), str(first_dir / "out.json"),
+                              str(tmp_path / "out.json")], capture_output=True, text=True, timeout=120)
+    assert compare.returncode == 0, compare.stdout[-2000:] + compare.stderr[-2000:]
+    assert "tiny-torch-cpu-fp32-b2-s16-prefill" in compare.stdout
+    assert list(tmp_path.glob("hist*.svg")), "no histogram written"
 
 
 def test_pivot_tables_one_metric_by_axes(bench_run, capsys):
