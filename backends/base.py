@@ -71,6 +71,9 @@ class Session(abc.ABC):
 
     timer: ClassVar[str] = "host_clock"
     device: str = "cpu"
+    # Inputs carry explicit lengths, so what sits past a user's length is padding the answer must ignore (the
+    # oracle fills it with random items to check); False where requests mark padding by id 0 instead.
+    pads_with_lengths: bool = True
 
     @abc.abstractmethod
     def runner(self, drawn: dict[str, torch.Tensor]) -> Callable[[], Any]:
@@ -86,6 +89,12 @@ class Session(abc.ABC):
 
     def info(self) -> dict:
         """What the record should say about how this session runs (providers, options, precision policy)."""
+        return {}
+
+    def provenance(self) -> dict:
+        """What the backend itself can say about what ran, for the record's `provenance` (e.g. an ONNX graph's
+        declared I/O types as `graph_io`, or a served model's own output dtype and kernels). The bench adds the
+        closure's raw output dtype and the kernels dispatched in-process."""
         return {}
 
     def served_target(self) -> ServedTarget | None:

@@ -135,6 +135,11 @@ class OrtSession(Session):
         scores, items = (torch.from_numpy(value.numpy()) for value in result)
         return scores.float(), items.long()
 
+    def provenance(self):
+        # The file's own declared types: an fp16 cell that loaded the fp32 graph says so here.
+        return {"graph_io": {meta.name: meta.type for meta in (*self.sess.get_inputs(), *self.sess.get_outputs())
+                             if meta.type.startswith("tensor(float") or meta.type == "tensor(bfloat16)"}}
+
     def synchronize(self):
         if self.binding is not None and self.device != "cpu":
             self.binding.synchronize_outputs()

@@ -97,6 +97,9 @@ def _availability(name: str, context: RunContext) -> tuple[bool, str, str]:
 def _skip_reason(cell: Cell, ok: bool, why: str, device: str) -> str | None:
     if not ok:
         return f"{cell.backend} unavailable: {why}"
+    precisions = get_backend(cell.backend).precisions
+    if cell.precision not in precisions:
+        return f"{cell.backend} has no {cell.precision}; its precisions: {', '.join(precisions)}"
     kernel_ok, kernel_why = kernel_availability(cell.kernel, device)
     if not kernel_ok:
         return kernel_why

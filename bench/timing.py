@@ -6,8 +6,8 @@ mark sets `timer=SAMPLE_CLOCK`, a clock that advances by exactly the sample the 
 `stats`, `pytest-benchmark compare`, `--benchmark-compare-fail` and the record's percentiles are one set of
 numbers (pytest-benchmark reads its timer right before and right after the target).
 
-`after_round` runs after each timed round, outside the timed interval (pedantic's teardown): the oracle's
-per-round check goes there.
+`after_round` sees every call's output outside the timed interval — each warm-up call, and each timed round
+right after it (pedantic's teardown): the oracle's per-call check goes there.
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def plan_rounds(timing: Timing, warm_ms: float) -> int:
 def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Callable[[], None],
                  timing: Timing, after_round: Callable[[Any], None] | None = None) -> TimingResult:
     """Warm up, size the rounds to the time budget, then time through `benchmark.pedantic`; `after_round(out)`
-    sees each timed round's output outside the timed interval."""
+    sees each warm-up call's and timed round's output, outside the timed interval."""
     samples: list[float] = []
     target = _sampler(run, method, synchronize, samples)
     outputs: list[Any] = []
@@ -118,7 +118,9 @@ def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Ca
             after_round(outputs[0])
 
     for _ in range(timing.warmup_rounds):
-        target()
+        out = target()
+        if after_round is not None:
+            after_round(out)
     warm_ms = min(samples) if samples else 0.0
     rounds = plan_rounds(timing, warm_ms)
     samples.clear()

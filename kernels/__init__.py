@@ -15,6 +15,24 @@ from ._triton import interpreting
 KERNELS = ("torch", "triton")
 
 
+#: How many times each implementation ran since import, as "op:implementation" → count. Counted by the
+#: implementations themselves, so a harness can tell which one really ran (take a copy before and after). Under
+#: torch.compile the increment is a traced side effect replayed on every call (no graph break); under CUDA graphs
+#: it counts at capture, the only time the Python runs.
+DISPATCHED: dict[str, int] = {}
+
+
+def count_dispatch(op: str, implementation: str) -> None:
+    """Record that `implementation` of `op` ran (called by each implementation's entry function)."""
+    key = f"{op}:{implementation}"
+    DISPATCHED[key] = DISPATCHED.get(key, 0) + 1
+
+
+def dispatched_since(before: dict[str, int]) -> dict[str, int]:
+    """The implementations that ran since the copy `before` of DISPATCHED was taken, with their counts."""
+    return {k: n - before.get(k, 0) for k, n in DISPATCHED.items() if n > before.get(k, 0)}
+
+
 def check_kernel(op: str, kernel: str) -> None:
     """Raise ValueError naming the op, the value and the choices for a ``kernel=`` no op implements."""
     if kernel not in KERNELS:

@@ -26,13 +26,18 @@ class WorkloadConfig:
     """How synthetic users are drawn: Zipf item popularity and jagged history lengths.
 
     lengths: `lognormal` (median half the sequence, spread `length_sigma`), `uniform` in [min_length, seq_len],
-    or `fixed` (every history full).
+    or `fixed` (every history full). Two kinds of user a plain draw rarely or never gives, each a share of the
+    batch, so the edges of the input contract are exercised on purpose: `empty_share` users with no history at
+    all (cold start), and `overlong_share` users whose raw history is longer than the window (up to twice): the
+    model sees their latest items, and a served model's preprocess must cut them the same way.
     """
 
     zipf_alpha: float = 1.1
     lengths: str = "lognormal"
     length_sigma: float = 0.6
     min_length: int = 1
+    empty_share: float = 0.0
+    overlong_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,15 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
         problems.append(f"top_k={cfg.top_k} is larger than the catalogue ({cfg.num_items - 1} items)")
     if cfg.workload.lengths not in LENGTH_DISTRIBUTIONS:
         problems.append(f"workload.lengths={cfg.workload.lengths!r} is not one of {LENGTH_DISTRIBUTIONS}")
+    work = cfg.workload
+    if work.min_length < 0:
+        problems.append(f"workload.min_length={work.min_length} must be at least 0")
+    for name in ("empty_share", "overlong_share"):
+        share = getattr(work, name)
+        if not 0 <= share <= 1:
+            problems.append(f"workload.{name}={share} must be a share between 0 and 1")
+    if work.empty_share + work.overlong_share > 1:
+        problems.append("workload.empty_share + overlong_share must not exceed 1")
     if problems:
         raise PresetError(f"{PRESETS_FILE}: preset {cfg.name}: " + "; ".join(problems))
     return cfg

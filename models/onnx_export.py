@@ -25,6 +25,7 @@ Only kernel="torch" exports: the Triton kernels are launches of GPU binaries tha
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import sys
 import time
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from genrec_bench.models.config import ModelConfig
+from genrec_bench.models.config import ModelConfig, WorkloadConfig
 from genrec_bench.models.inputs import phase_inputs
 from genrec_bench.models.onnx_cache import OnnxCache, cache_key
 from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
@@ -48,7 +49,7 @@ class ExportError(RuntimeError):
     precision (backends report it as their own BackendError)."""
 
 
-EXPORTER = "torch.onnx.export(dynamo=True)"
+EXPORTER = "torch.export.export(strict=False) + torch.onnx.export(dynamo=True)"
 EXPORT_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 # Example sizes for tracing: > 1 (0 and 1 are specialised by torch.export) and unlike any static dimension
 # of the presets (heads, layers, context features), so no axis is mistaken for another.
@@ -118,23 +119,27 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
     if phase not in PHASE_INPUTS:
         raise ExportError(f"{where}: unknown phase; phases: {', '.join(PHASE_INPUTS)}")
     dtype = EXPORT_DTYPES[precision]
-    # kernel="torch": the export must see the reference ops; the caller's model is shared, so never mutate it.
-    src = model.variant(kernel="torch")
-    net = src if dtype == torch.float32 else copy.deepcopy(src).to(dtype)
-    drawn = draw(model.cfg, phase, _EXAMPLE_BATCH, min(_EXAMPLE_SEQ, model.cfg.max_seq_len), seed=0)
-    example = phase_inputs(src, phase, drawn, "cpu", dtype)
+    # kernel="torch": the export must see the reference ops. Every precision exports from its own copy (the
+    # caller's model is shared, and may hold inference tensors), so fp32 and fp16 take one and the same path.
+    net = copy.deepcopy(model.variant(kernel="torch")).to(dtype)
+    example_cfg = dataclasses.replace(model.cfg, workload=WorkloadConfig())  # shapes only: a plain workload
+    drawn = draw(example_cfg, phase, _EXAMPLE_BATCH, min(_EXAMPLE_SEQ, model.cfg.max_seq_len), seed=0)
+    example = phase_inputs(net, phase, drawn, "cpu", dtype)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), torch.inference_mode(False):
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                PhaseModule(net, phase).eval(), example, dynamo=True, opset_version=OPSET,
-                dynamic_shapes=dynamic_shapes(phase, model.cfg), input_names=list(PHASE_INPUTS[phase]),
-                output_names=list(PHASE_OUTPUTS), optimize=True, verbose=False)
+            # One stated path: torch.export in non-strict mode, then the ONNX translation of that program.
+            # (torch.onnx.export given the module would try non-strict and silently retry strict on failure.)
+            exported = torch.export.export(PhaseModule(net, phase).eval(), example,
+                                           dynamic_shapes=dynamic_shapes(phase, model.cfg), strict=False)
+            program = torch.onnx.export(exported, dynamo=True, opset_version=OPSET,
+                                        input_names=list(PHASE_INPUTS[phase]), output_names=list(PHASE_OUTPUTS),
+                                        optimize=True, verbose=False)
             # Weights inside the file: the presets stay under protobuf's 2 GB (base: 1M×256 fp32 ≈ 1 GB).
             program.save(str(dest), external_data=False)
     except Exception as exc:
-        raise ExportError(f"{where}: torch.onnx.export failed: {root_cause(exc)}") from exc
-    return {}
+        raise ExportError(f"{where}: torch.export (non-strict) → ONNX failed: {root_cause(exc)}") from exc
+    return {"capture": "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"}
 
 
 def exported_model(model: GenerativeRecommender, phase: str, precision: str,

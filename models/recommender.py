@@ -79,6 +79,9 @@ class GenerativeRecommender(nn.Module):
         """Full causal pass over padded histories → (last real hidden state [B, d], keys, values per layer)."""
         b, s = ids.shape
         pos = torch.arange(s, device=ids.device)
+        # Whatever a caller leaves past a user's length is padding: read as id 0. Causal attention already keeps
+        # it out of every real position; this keeps it out of an empty history's state too (read at position 0).
+        ids = ids.masked_fill(pos.unsqueeze(0) >= lengths.unsqueeze(1), 0)
         x = self.item_emb(ids) + self.pos_emb(pos).unsqueeze(0)
         mask = (pos.unsqueeze(0) <= pos.unsqueeze(1)).view(1, 1, s, s)
         count = (pos + 1).to(x.dtype).view(1, 1, s, 1)
@@ -99,8 +102,17 @@ class GenerativeRecommender(nn.Module):
     # ------------------------------------------------------------------ phases
 
     def prefill(self, ids, lengths):
+        return self._top_k_catalogue(self.prefill_state(ids, lengths))
+
+    def prefill_state(self, ids, lengths):
+        """The user state prefill scores the catalogue with: [B, d]."""
         state, _, _ = self._encode(ids, lengths)
-        return self._top_k_catalogue(state)
+        return state
+
+    def item_scores(self, state, items):
+        """The catalogue score of given items: state · embedding, [B, d] × [B, k] ids → [B, k]. The oracle
+        scores any item a cell returns with it, not only those in the reference's own top k."""
+        return (state.unsqueeze(1) * self.item_emb(items)).sum(-1)
 
     def build_cache(self, ids, lengths):
         """KV cache of a history: ([L, B, H, S, dh], [L, B, H, S, dh]); positions ≥ length are never read."""
@@ -108,6 +120,10 @@ class GenerativeRecommender(nn.Module):
         return torch.stack(keys), torch.stack(values)
 
     def decode(self, new_ids, lengths, k_cache, v_cache):
+        return self._top_k_catalogue(self.decode_state(new_ids, lengths, k_cache, v_cache))
+
+    def decode_state(self, new_ids, lengths, k_cache, v_cache):
+        """The user state after one new item on the KV cache: [B, d]."""
         b, s = k_cache.shape[1], k_cache.shape[3]
         x = (self.item_emb(new_ids) + self.pos_emb(lengths)).unsqueeze(1)
         pos = torch.arange(s + 1, device=new_ids.device).unsqueeze(0)
@@ -116,7 +132,7 @@ class GenerativeRecommender(nn.Module):
         count = (lengths + 1).to(x.dtype).view(b, 1, 1, 1)
         for layer, block in enumerate(self.blocks):
             x, _, _ = block(x, mask, count, k_cache[layer], v_cache[layer])
-        return self._top_k_catalogue(self.norm_out(x.squeeze(1)))
+        return self.norm_out(x.squeeze(1))
 
     def rank(self, ids, lengths, context, candidates):
         b, c = candidates.shape

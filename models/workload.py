@@ -43,19 +43,55 @@ def history_lengths(work: WorkloadConfig, batch: int, max_len: int, gen: torch.G
     return raw.round().clamp(low, max_len).to(torch.int64)
 
 
+def edge_users(work: WorkloadConfig, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the empty and the overlong users: each share of the batch rounded, at least one user when the
+    share is above 0 (and the batch has room), at seeded places. Drawn only when asked for, so a plain workload's
+    users stay exactly what they always were."""
+    none = torch.zeros(batch, dtype=torch.bool)
+    if not (work.empty_share or work.overlong_share):
+        return none, none.clone()
+    order = torch.randperm(batch, generator=gen)
+    counts = [max(1, round(share * batch)) if share > 0 else 0 for share in (work.empty_share, work.overlong_share)]
+    n_empty = min(counts[0], batch)
+    n_over = min(counts[1], batch - n_empty)
+    empty, overlong = none.clone(), none.clone()
+    empty[order[:n_empty]] = True
+    overlong[order[n_empty:n_empty + n_over]] = True
+    return empty, overlong
+
+
 def draw(cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """Inputs of one cell: `ids` [B, S] right-padded, `lengths` [B]; decode adds `new_ids` [B] (and leaves room
-    for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]."""
+    for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]. `raw_ids` [B, L] and
+    `raw_lengths` [B] are the users' whole histories (what a served request carries): the same as ids/lengths
+    except for overlong users, whose `ids` are the latest items of the window."""
     if seq_len > cfg.max_seq_len:
         raise ValueError(f"seq_len={seq_len} exceeds preset {cfg.name}'s max_seq_len={cfg.max_seq_len}")
     if phase == "decode" and seq_len < 2:
         raise ValueError(f"decode needs seq_len >= 2 (a history plus the new item), got {seq_len}")
+    work = cfg.workload
+    if work.overlong_share and seq_len != cfg.max_seq_len:
+        # A served model cuts histories at the preset's window; cells must see the same window to compare.
+        raise ValueError(f"overlong histories need seq_len = {cfg.name}'s max_seq_len {cfg.max_seq_len}, "
+                         f"got {seq_len}")
     gen = torch.Generator().manual_seed(seed)
     window = seq_len - 1 if phase == "decode" else seq_len
-    lengths = history_lengths(cfg.workload, batch, window, gen)
-    ids = zipf_items(cfg, (batch, seq_len), gen)
+    lengths = history_lengths(work, batch, window, gen)
+    empty, overlong = edge_users(work, batch, gen)
+    lengths = lengths.masked_fill(empty, 0)
+    if overlong.any():
+        raw_lengths = torch.where(overlong, window + torch.randint(1, window + 1, (batch,), generator=gen), lengths)
+    else:
+        raw_lengths = lengths
+    lengths = torch.where(overlong, torch.full_like(lengths, window), lengths)
+    raw_width = max(int(raw_lengths.max()), seq_len)
+    raw_ids = zipf_items(cfg, (batch, raw_width), gen)
+    raw_ids = raw_ids.masked_fill(torch.arange(raw_width).unsqueeze(0) >= raw_lengths.unsqueeze(1), 0)
+    # The model's window holds each user's latest items: an overlong history keeps its last `window` ones.
+    start = (raw_lengths - lengths).unsqueeze(1)
+    ids = raw_ids.gather(1, (start + torch.arange(seq_len).unsqueeze(0)).clamp(max=raw_width - 1))
     ids = ids.masked_fill(torch.arange(seq_len).unsqueeze(0) >= lengths.unsqueeze(1), 0)
-    out = {"ids": ids, "lengths": lengths}
+    out = {"ids": ids, "lengths": lengths, "raw_ids": raw_ids, "raw_lengths": raw_lengths}
     if phase == "decode":
         out["new_ids"] = zipf_items(cfg, (batch,), gen)
     if phase == "rank":

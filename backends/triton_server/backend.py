@@ -9,6 +9,7 @@ through the same oracle as every cell: fetch → (scores, items) top-k.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -42,6 +43,8 @@ class TritonSession(Session):
         self.k = widths(cfg, cell.phase, spec.preselect)[0]
         self.workdir = Path(tempfile.mkdtemp(prefix="genrec-triton-cell-"))
         self.arrays: dict[str, np.ndarray] | None = None
+        # The ensemble takes raw histories, where id 0 is what marks padding; genrec takes explicit lengths.
+        self.pads_with_lengths = spec.target == "genrec"
 
     def runner(self, drawn):
         from genrec_bench.backends.triton_server.client import request_arrays
@@ -66,6 +69,18 @@ class TritonSession(Session):
         # The genrec target returns preselect × k candidates, best first; the cell's answer is the top k.
         return (torch.from_numpy(np.array(scores[:, : self.k])).float(),
                 torch.from_numpy(np.array(items[:, : self.k])).long())
+
+    def provenance(self):
+        """The served genrec model's own account (it answers FP32 over the wire whatever it computes in), read
+        from the file it writes at load; a server that is not ours cannot be asked."""
+        if self.server.remote:
+            return {"output_dtype": None, "kernels": None,
+                    "served_model": "unverified: the server is not ours, so its model's own account is not readable"}
+        path = self.server.repository / f"{self.models.prefix}_genrec" / "1" / "provenance.json"
+        info = json.loads(path.read_text())
+        return {"output_dtype": info["output_dtype"], "kernels": info["kernels"],
+                "output_dtype_source": "the served genrec model's raw scores, before the FP32 the wire carries",
+                "kernels_source": "the served genrec model's dispatch while it loaded"}
 
     def info(self):
         from genrec_bench.backends.triton_server.client import describe

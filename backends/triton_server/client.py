@@ -21,13 +21,18 @@ def module(protocol: str, aio: bool = False):
 
 
 def request_arrays(target: str, drawn: dict, phase: str) -> dict[str, np.ndarray]:
-    """The request's input tensors for `drawn` users. The ensemble takes raw histories (HISTORY, as long as
-    the longest of them: a batch-1 request carries exactly the user's items); genrec takes padded IDS and
-    LENGTHS [B, 1]. Rank adds CONTEXT and CANDIDATES."""
-    lengths = drawn["lengths"].numpy().astype(np.int64)
-    width = max(int(lengths.max()), 1)
-    ids = np.ascontiguousarray(drawn["ids"].numpy()[:, :width].astype(np.int64))
-    arrays = {"HISTORY": ids} if target == "ensemble" else {"IDS": ids, "LENGTHS": lengths.reshape(-1, 1)}
+    """The request's input tensors for `drawn` users. The ensemble takes raw histories (HISTORY: each user's
+    whole history, overlong ones included, as wide as the longest; its preprocess cuts them to the model's
+    window); genrec takes the window's padded IDS and LENGTHS [B, 1]. Rank adds CONTEXT and CANDIDATES."""
+    if target == "ensemble":
+        raw = drawn.get("raw_ids", drawn["ids"])
+        width = max(int(drawn.get("raw_lengths", drawn["lengths"]).max()), 1)
+        arrays = {"HISTORY": np.ascontiguousarray(raw.numpy()[:, :width].astype(np.int64))}
+    else:
+        lengths = drawn["lengths"].numpy().astype(np.int64)
+        width = max(int(lengths.max()), 1)
+        arrays = {"IDS": np.ascontiguousarray(drawn["ids"].numpy()[:, :width].astype(np.int64)),
+                  "LENGTHS": lengths.reshape(-1, 1)}
     if phase == "rank":
         arrays["CONTEXT"] = np.ascontiguousarray(drawn["context"].numpy().astype(np.int64))
         arrays["CANDIDATES"] = np.ascontiguousarray(drawn["candidates"].numpy().astype(np.int64))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import count_dispatch
+
 
 def tril_flat_index(features: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Flat indices (i * F + j) of the strictly lower triangle of an F×F matrix, in tril_indices order."""
@@ -16,6 +18,7 @@ def tril_flat_index(features: int, device: torch.device | str | None = None) -> 
 
 def interaction_reference(x: torch.Tensor) -> torch.Tensor:
     """Strictly lower triangle of x·xᵀ per batch row: [B, F, D] → [B, F(F−1)/2], computed in fp32."""
+    count_dispatch("interaction", "torch")
     _, features, _ = x.shape
     xf = x.float()
     gram = torch.bmm(xf, xf.transpose(1, 2))  # [B, F, F]

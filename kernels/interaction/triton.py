@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import count_dispatch
 from .._triton import check_device, interpreting
 
 # Tile shapes tried by @triton.autotune on the GPU. ROWS batch rows per program, unrolled, keep several
@@ -115,6 +116,7 @@ def interaction_triton(
     BLOCK_K overrides) bypasses the autotuner: for tests that check every tuned config, and for tile sweeps
     in the micro-benchmark.
     """
+    count_dispatch("interaction", "triton")
     check_device("interaction", x, *(() if dense is None else (dense,)))
     x = x.contiguous()
     batch, features, _ = x.shape

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import count_dispatch
+
 
 def segment_ids(offsets: torch.Tensor, total: int) -> torch.Tensor:
     """Row index of every value of a jagged batch: offsets [B+1] → [N] (N = offsets[-1] = ``total``)."""
@@ -23,6 +25,7 @@ def jagged_pooling_reference(
     values: torch.Tensor, offsets: torch.Tensor, table: torch.Tensor, *, mode: str = "sum"
 ) -> torch.Tensor:
     """Sum (or mean) of ``table[values]`` over each jagged row, in fp32, cast back to table.dtype: → [B, D]."""
+    count_dispatch("jagged_pooling", "torch")
     rows = offsets.numel() - 1
     dim = table.shape[1]
     seg = segment_ids(offsets, values.shape[0])

@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from .. import count_dispatch
 from .._triton import check_device, interpreting
 
 GPU_CONFIGS = [
@@ -83,6 +84,7 @@ def jagged_pooling_triton(
     ``config`` (e.g. {"BLOCK_N": 32, "num_warps": 4, "num_stages": 2}) bypasses the autotuner: for tests
     that check every tuned config, and for sweeps in the micro-benchmark.
     """
+    count_dispatch("jagged_pooling", "triton")
     check_device("jagged_pooling", values, offsets, table)
     values = values.contiguous()
     offsets = offsets.contiguous()

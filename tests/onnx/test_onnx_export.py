@@ -83,10 +83,26 @@ def test_export_failure_is_one_line_with_the_root_cause(tiny, tmp_path):
     with pytest.raises(ExportError) as err:
         export_phase(_unexportable(tiny), "prefill", "fp32", tmp_path / "x.onnx")
     message = str(err.value)
-    assert message.startswith("onnx-export | tiny/prefill/fp32: torch.onnx.export failed: ")
+    assert message.startswith("onnx-export | tiny/prefill/fp32: torch.export (non-strict) → ONNX failed: ")
     assert "_linalg_eigh" in message and "\n" not in message and len(message) < 500
 
 
 def test_bf16_is_refused_with_the_reason(tiny, tmp_path):
     with pytest.raises(ExportError, match="precision 'bf16' is not exported; exported: fp32, fp16"):
         export_phase(tiny, "prefill", "bf16", tmp_path / "x.onnx")
+
+
+def test_fp32_and_fp16_export_the_same_stated_way_even_from_inference_tensors(tmp_path):
+    """A model first built under torch.inference_mode (as one built by an inference-mode caller) has inference
+    tensors as weights; both precisions still export through non-strict torch.export, with no silent retry."""
+    import torch
+
+    from genrec_bench.models import build_model
+    from genrec_bench.models.onnx_export import export_phase
+
+    with torch.inference_mode():
+        model = build_model("tiny")
+    assert model.item_emb.weight.is_inference()
+    for precision in ("fp32", "fp16"):
+        extra = export_phase(model, "prefill", precision, tmp_path / f"{precision}.onnx")
+        assert extra["capture"] == "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"

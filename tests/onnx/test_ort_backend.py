@@ -15,11 +15,12 @@ import torch
 from genrec_bench.backends import get_backend
 from genrec_bench.backends.ort_backend import OrtSession
 from genrec_bench.backends.ort_options import CUDA_EP, SessionSpec
-from genrec_bench.bench.oracle import compare, tolerance_for
-from genrec_bench.bench.reference_model import reference_topk
+from genrec_bench.bench.oracle import compare
+from genrec_bench.bench.reference_model import reference
+from genrec_bench.bench.tolerances import limits_for
 from genrec_bench.matrices.cells import Cell
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable
-from genrec_bench.models import draw
+from genrec_bench.models import draw, preset
 from genrec_bench.models.onnx_export import ExportError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,8 +41,7 @@ def test_cpu_session_runs_the_contract(tiny, tiny_prefill):
         scores, items = session.fetch(first)
         again = session.fetch(run())  # the bound outputs are reused: the second run overwrites the same buffers
         info = session.info()
-    ref_scores, ref_items = reference_topk("tiny", "prefill", drawn)
-    assert compare(ref_scores, ref_items, scores, items, tolerance_for("fp32")).passed
+    assert compare(reference("tiny", "prefill", drawn), scores, items, limits_for("fp32", "prefill")).passed
     assert torch.equal(again[1], items) and scores.dtype == torch.float32 and items.dtype == torch.int64
     assert info["providers"] == ["CPUExecutionProvider"]
     assert info["session_options"]["intra_op_num_threads"] == torch.get_num_threads()
@@ -138,3 +138,26 @@ def test_failing_cell_leaves_the_rest_of_the_matrix_running(tmp_path, tiny_prefi
     records = [b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]]
     assert [r["cell"]["id"] for r in records] == ["tiny-ort-cpu-fp32-b2-s16-prefill"]
     assert records[0]["numerics"]["passed"] and records[0]["backend"]["providers"] == ["CPUExecutionProvider"]
+
+
+def test_an_fp16_cell_that_loads_the_fp32_graph_is_a_false_label(tiny, monkeypatch):
+    """A cache key that drops the precision hands an fp16 cell the fp32 file: the numbers pass, the graph's own
+    declared types and the raw output say fp32, and the label check fails the cell."""
+    from genrec_bench.bench.provenance import contradictions, provenance
+    from genrec_bench.models import onnx_export
+
+    right = onnx_export.exported_model
+    monkeypatch.setattr(onnx_export, "exported_model", lambda model, phase, precision, cache=None:
+                        right(model, phase, "fp32", cache))
+    cell = tiny_cell(precision="fp16")
+    drawn = draw(preset("tiny"), "prefill", cell.batch, cell.seq_len, seed=0)
+    with get_backend("ort-cpu").prepare(tiny, cell) as session:
+        first = session.runner(drawn)()
+        ran = provenance(first, {}, session.provenance())
+    assert ran["graph_io"]["scores"] == "tensor(float)" and ran["output_dtype"] == "float32"
+    assert contradictions(cell, ran) == ["the scores were computed in float32, not the cell's fp16 (float16)",
+                                         "the ONNX graph declares scores as tensor(float), not the cell's fp16"]
+    monkeypatch.setattr(onnx_export, "exported_model", right)  # the right file says what the label says
+    with get_backend("ort-cpu").prepare(tiny, cell) as session:
+        ran = provenance(session.runner(drawn)(), {}, session.provenance())
+    assert contradictions(cell, ran) == [] and ran["graph_io"]["scores"] == "tensor(float16)"

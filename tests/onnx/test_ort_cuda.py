@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from genrec_bench.backends import get_backend
-from genrec_bench.bench.oracle import compare, tolerance_for
-from genrec_bench.bench.reference_model import reference_topk
+from genrec_bench.bench.oracle import compare
+from genrec_bench.bench.reference_model import reference
+from genrec_bench.bench.tolerances import limits_for
 from genrec_bench.matrices.cells import Cell
 from genrec_bench.models import draw
 
@@ -30,8 +31,7 @@ def test_ort_cuda_binds_on_device_and_passes_the_oracle(tiny, phase, precision):
         info = session.info()
     assert info["providers"][0] == "CUDAExecutionProvider"
     assert info["provider_options"]["CUDAExecutionProvider"]["use_tf32"] == "0"
-    ref_scores, ref_items = reference_topk("tiny", phase, drawn)
-    verdict = compare(ref_scores, ref_items, scores, items, tolerance_for(precision))
+    verdict = compare(reference("tiny", phase, drawn), scores, items, limits_for(precision, phase))
     assert verdict.passed, verdict.message
 
 

@@ -94,6 +94,10 @@ def test_cells_through_the_embedded_server(tmp_path):
         assert entry["requests"] >= record["latency_ms"]["n"]
         assert entry["compute_infer_us"] > 0 and entry["queue_us"] >= 0
         assert record["backend"]["server"]["version"] == "2.51.0"
+        # What ran is the served model's own account (the wire carries FP32 whatever it computes in).
+        assert record["provenance"]["output_dtype"] == "float32"
+        assert record["provenance"]["output_dtype_source"].startswith("the served genrec model's raw scores")
+        assert any("padding not randomised" in check for check in record["numerics"]["checks"])
     sweep = records["tiny-triton-grpc-sweep-fp32-b1-s16-prefill"]["serving"]["sweep"]
     assert [lv["concurrency"] for lv in sweep["levels"]] == [1, 3]
     assert [lv["clients"] for lv in sweep["levels"]] == [1, 2]

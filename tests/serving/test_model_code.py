@@ -32,8 +32,9 @@ class Response:
 
 
 @pytest.fixture
-def pb_utils(monkeypatch):
+def pb_utils(monkeypatch, tmp_path):
     mod = types.ModuleType("triton_python_backend_utils")
+    mod.repository = tmp_path  # where the models' folders are (model.py writes its provenance there)
     mod.Tensor, mod.InferenceResponse = Tensor, Response
     mod.TritonError = lambda message: message
     mod.get_input_tensor_by_name = lambda request, name: request.get(name)
@@ -41,7 +42,7 @@ def pb_utils(monkeypatch):
     return mod
 
 
-def load(step, spec=None, phase="prefill"):
+def load(pb_utils, step, spec=None, phase="prefill"):
     spec = spec or ServingSpec()
     models = model_set(preset("tiny"), phase, "fp32", "torch", spec, gpu=False)
     # The model config as the server hands it to initialize(): its JSON form (protobuf field names).
@@ -51,8 +52,11 @@ def load(step, spec=None, phase="prefill"):
     module = importlib.util.module_from_spec(spec_)
     spec_.loader.exec_module(module)
     model = module.TritonPythonModel()
+    folder = pb_utils.repository / f"{models.prefix}_{step}"  # the model's folder in a repository
+    (folder / "1").mkdir(parents=True, exist_ok=True)
     model.initialize({"model_config": json.dumps({"parameters": params}), "model_instance_kind": "CPU",
-                      "model_instance_device_id": "0"})
+                      "model_instance_device_id": "0", "model_repository": str(folder), "model_version": "1"})
+    model.folder = folder
     return model
 
 
@@ -67,7 +71,7 @@ def requests_for(drawn, sizes):
 
 def test_ensemble_steps_match_the_model(pb_utils):
     drawn = draw(preset("tiny"), "prefill", 5, 32, seed=3)
-    pre, genrec, post = load("preprocess"), load("genrec"), load("postprocess")
+    pre, genrec, post = load(pb_utils, "preprocess"), load(pb_utils, "genrec"), load(pb_utils, "postprocess")
     requests = requests_for(drawn, [2, 1, 2])  # one execute() with three requests of different widths
     stage1 = pre.execute(requests)
     stage2 = genrec.execute([{"IDS": Tensor("IDS", r.outputs["IDS"]), "LENGTHS": Tensor("L", r.outputs["LENGTHS"])}
@@ -82,7 +86,7 @@ def test_ensemble_steps_match_the_model(pb_utils):
 
 
 def test_preprocess_keeps_the_latest_items_and_refuses_bad_rows(pb_utils):
-    pre = load("preprocess")
+    pre = load(pb_utils, "preprocess")
     long = np.arange(1, 101, dtype=np.int64).reshape(1, -1)  # 100 items, tiny keeps 64
     ok, holes, negative = pre.execute([{"HISTORY": Tensor("H", long)},
                                        {"HISTORY": Tensor("H", np.array([[3, 0, 4]]))},
@@ -93,7 +97,7 @@ def test_preprocess_keeps_the_latest_items_and_refuses_bad_rows(pb_utils):
 
 def test_genrec_graph_replay_matches_eager(pb_utils, monkeypatch):
     """The replay path (staging, buckets, stale rows, splitting) with a stand-in graph that recomputes."""
-    genrec = load("genrec", ServingSpec(max_batch_size=4))
+    genrec = load(pb_utils, "genrec", ServingSpec(max_batch_size=4))
     forward = genrec.forward
 
     class FakeGraph:
@@ -127,3 +131,10 @@ def test_genrec_graph_replay_matches_eager(pb_utils, monkeypatch):
     for response, row in zip(replayed + single, [2, 0, 1, 1]):
         np.testing.assert_allclose(response.outputs["CAND_SCORES"][0], ref_scores[row].detach().numpy(), rtol=1e-5)
         np.testing.assert_array_equal(response.outputs["CAND_ITEMS"][0], ref_items[row].numpy())
+
+
+def test_genrec_writes_what_it_really_computes_with(pb_utils):
+    genrec = load(pb_utils, "genrec", phase="rank")
+    info = json.loads((genrec.folder / "1" / "provenance.json").read_text())
+    assert info == {"output_dtype": "float32", "kernels": {"interaction:torch": 1, "jagged_pooling:torch": 1},
+                    "device": "cpu"}

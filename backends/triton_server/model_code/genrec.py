@@ -15,6 +15,7 @@ changes nothing before it); a batch is copied into its bucket's static inputs an
 batch hold stale inputs whose outputs are never read (rows are independent).
 """
 import json
+import os
 import sys
 import types
 
@@ -51,8 +52,32 @@ class TritonPythonModel:
         self.extra = ("CONTEXT", "CANDIDATES") if self.phase == "rank" else ()
         self.max_len = int(params["MAX_SEQ_LEN"])
         self.graphs = {}
+        self._write_provenance(args, int(params["CONTEXT_WIDTH"]), int(params["CANDIDATES"]))
         if gpu and params.get("CUDA_GRAPHS") == "1":
             self._capture(int(params["MAX_BATCH"]), int(params["CONTEXT_WIDTH"]), int(params["CANDIDATES"]))
+
+    def _write_provenance(self, args, context_width, candidates):
+        """What this instance really computes with, for the harness's check against the cell's labels: the raw
+        scores' dtype of one forward (before the cast to the FP32 the wire carries) and the kernel
+        implementations its dispatch took. Written beside model.py, atomically (instances share the file)."""
+        from genrec_bench.kernels import DISPATCHED, dispatched_since
+
+        torch = self.torch
+        before = dict(DISPATCHED)
+        inputs = [torch.ones(1, self.max_len, dtype=torch.int64, device=self.device),
+                  torch.ones(1, dtype=torch.int64, device=self.device)]
+        if self.phase == "rank":
+            inputs += [torch.zeros(1, context_width, dtype=torch.int64, device=self.device),
+                       torch.ones(1, candidates, dtype=torch.int64, device=self.device)]
+        with torch.inference_mode():
+            scores, _ = self.forward(*inputs)
+        info = {"output_dtype": str(scores.dtype).removeprefix("torch."), "kernels": dispatched_since(before),
+                "device": str(self.device)}
+        path = os.path.join(args["model_repository"], args["model_version"], "provenance.json")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as handle:
+            json.dump(info, handle)
+        os.replace(tmp, path)
 
     def _capture(self, max_batch, context_width, candidates):
         torch = self.torch
