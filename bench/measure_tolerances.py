@@ -47,7 +47,7 @@ def format_table(table: dict) -> str:
     for (precision, phase), row in sorted(table.items()):
         limit = LIMITS.get((precision, phase), {})
 
-        def cell(column, limit_name=None, fmt="{:.2e}"):
+        def cell(column, limit_name=None, fmt="{:.2e}", row=row, limit=limit):
             value = row.get(column)
             text = "–" if value is None else fmt.format(value)
             return f"{text} ({fmt.format(limit[limit_name])})" if limit_name and limit_name in limit else text
