@@ -10,7 +10,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import types
 from pathlib import Path
 
@@ -54,6 +56,9 @@ settings.register_profile(
 # The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are collected.
 PLAN = pytest.StashKey["object"]()
 PLAN_ERROR = pytest.StashKey[str]()
+WORKERS = pytest.StashKey["object"]()  # the cell workers' pool, when cells run isolated
+RECORDS = pytest.StashKey[list]()      # every record of the run, kept for a fallback if the final write fails
+SIGTERM = pytest.StashKey["object"]()  # the SIGTERM handler to restore
 
 
 def pytest_addoption(parser):
@@ -67,6 +72,9 @@ def pytest_addoption(parser):
     group.addoption("--triton-url", default=None, metavar="URL",
                     help="Triton cells use this running server (HOST[:HTTP_PORT] or http=H:P,grpc=H:P,metrics=H:P) "
                          "instead of starting the embedded one")
+    group.addoption("--isolation", default=None, choices=("none", "worker"),
+                    help="worker: each backend's cells run in a worker subprocess, so a crash or a hang (past "
+                         "timing.timeout_s) fails only its cell; default: the matrix's `isolation:` (none)")
 
 
 def pytest_configure(config):
@@ -78,18 +86,34 @@ def pytest_configure(config):
             raise pytest.UsageError(f"{HYPOTHESIS_PROFILE_ENV}={profile!r} is not a Hypothesis profile; "
                                     f"use ci or nightly") from None
         settings.load_profile(profile)
-    for option in ("benchmark_json", "matrix_jsonl"):
-        # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
-        out = config.getoption(option, None)
-        if isinstance(out, (str, os.PathLike)):  # older pytest-benchmark hands over an already open file
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
+    from genrec_bench.bench.outputs import check_outputs
+
+    # pytest-benchmark writes its JSON only at the very end: a path that cannot take it would lose the run.
+    problem = check_outputs({"--benchmark-json": config.getoption("benchmark_json", None),
+                             "--matrix-jsonl": config.getoption("matrix_jsonl")})
+    if problem:
+        raise pytest.UsageError(problem)
+    config.stash[RECORDS] = []
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM as Ctrl-C: the session unwinds (sessions close, servers and workers stop) and the JSON is
+        # written, instead of the process dying with every measured cell.
+        config.stash[SIGTERM] = signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def pytest_unconfigure(config):
+    workers = config.stash.get(WORKERS, None)
+    if workers is not None:
+        workers.close()
     # The embedded Triton server is shared by a session's cells: stop it (SIGTERM and wait) when it ends.
     server = sys.modules.get("genrec_bench.backends.triton_server.server")
     if server is not None:
         server.shutdown_all()
+    if SIGTERM in config.stash:
+        signal.signal(signal.SIGTERM, config.stash[SIGTERM])
 
 
 def _plan(config):
@@ -107,12 +131,25 @@ def _plan(config):
     return config.stash.get(PLAN, None)
 
 
+def _refusal(config) -> str | None:
+    """Why bench/ cells cannot run under this pytest configuration, or None."""
+    if not config.pluginmanager.hasplugin("benchmark"):
+        return "genrec-bench cells are timed through pytest-benchmark; do not disable it (-p no:benchmark)"
+    if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
+        return ("genrec-bench cells time one at a time on one machine; run them without pytest-xdist's -n "
+                "(parallel cells would share, and disturb, the device they measure)")
+    return None
+
+
 def pytest_generate_tests(metafunc):
     if "cell" not in metafunc.fixturenames:
         return
     from genrec_bench.bench.timing import SAMPLE_CLOCK
 
-    planned = _plan(metafunc.config)
+    refusal = _refusal(metafunc.config)
+    if refusal and PLAN_ERROR not in metafunc.config.stash:
+        metafunc.config.stash[PLAN_ERROR] = refusal
+    planned = None if refusal else _plan(metafunc.config)
     params = []
     for item in planned.cells if planned is not None else ():
         cell = item.cell
@@ -131,6 +168,11 @@ def pytest_collection(session):
     # A matrix mistake found while bench/ cells were being collected stops the run as a usage error: one line.
     if PLAN_ERROR in session.config.stash:
         raise pytest.UsageError(session.config.stash[PLAN_ERROR])
+    planned = session.config.stash.get(PLAN, None)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if planned is not None and reporter is not None:
+        for warning in planned.matrix.warnings:
+            reporter.write_line(f"genrec-bench: warning: {warning}", yellow=True)
     return result
 
 
@@ -152,19 +194,55 @@ def run_context(request):
     return _plan(request.config).context
 
 
+@pytest.fixture
+def cell_runner(request):
+    """run_cell in this process, or in the cell's backend worker when the run is isolated."""
+    from genrec_bench.bench.cell_runner import run_cell
+
+    config = request.config
+    planned = _plan(config)
+    if (config.getoption("--isolation") or planned.matrix.isolation) != "worker":
+        return run_cell
+    from genrec_bench.bench.isolation import WorkerPool, run_cell_in_worker
+
+    if WORKERS not in config.stash:
+        config.stash[WORKERS] = WorkerPool(planned.matrix.path)
+    pool = config.stash[WORKERS]
+    return lambda benchmark, cell, context: run_cell_in_worker(benchmark, cell, context, pool)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    path = item.config.getoption("matrix_jsonl", None)
     bench = getattr(item, "funcargs", {}).get("benchmark")
-    if call.when == "call" and path and bench is not None and bench.extra_info:
+    if call.when != "call" or bench is None or not bench.extra_info:
+        return report
+    item.config.stash[RECORDS].append(bench.extra_info)
+    path = item.config.getoption("matrix_jsonl", None)
+    if path:
         import json
 
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(bench.extra_info) + "\n")
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(bench.extra_info) + "\n")
+        except OSError as exc:  # checked writable at the start; a disk that filled since costs the line, not the run
+            report.sections.append(("genrec-bench", f"--matrix-jsonl {path}: not written ({exc.strerror})"))
     return report
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session, exitstatus):
+    try:
+        return (yield)
+    except OSError as exc:  # pytest-benchmark's final JSON write (the disk filled during the run)
+        from genrec_bench.bench.outputs import write_fallback
+
+        records = session.config.stash.get(RECORDS, [])
+        sys.stderr.write(write_fallback(records, f"{exc.filename or ''}: {exc.strerror or exc}") + "\n")
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent under -p no:benchmark
 def pytest_benchmark_update_machine_info(config, machine_info):
     import torch
 
@@ -179,6 +257,10 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 def pytest_terminal_summary(terminalreporter, config):
     planned = config.stash.get(PLAN, None)
     out = config.getoption("benchmark_json", None)
+    if planned is not None and config.getoption("benchmark_disable", False):
+        terminalreporter.write_line("genrec-bench: pytest-benchmark is disabled: each cell ran the oracle's checks, "
+                                    "nothing was timed, no results file was written")
+        return
     if planned is not None and out is not None and terminalreporter.stats.get("passed"):
         # A path from pytest-benchmark 5.3+, an open file from older releases.
         name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", out)

@@ -1,24 +1,28 @@
 """One cell from start to record: draw inputs → prepare → run once → oracle → time → memory → extra_info.
 
-The oracle judges the first call, every timed round (outside the timed interval), a second input set and the
+The oracle judges the first call, every later call (outside the timed interval), a second input set and the
 checks that need no second implementation (bench/checks.py); what really ran is checked against the cell's label
 (bench/provenance.py). A verdict is raised only after the timing and the record are written, so a wrong cell
-still leaves its numbers in the JSON (marked `numerics.passed: false`).
+still leaves its numbers in the JSON (marked `numerics.passed: false`). A record is complete and valid or
+absent: once a cell is timed, a failure in what follows still leaves a valid record, marked failed with why.
+With pytest-benchmark disabled, a cell runs the oracle's checks only and records nothing.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from genrec_bench.backends import get_backend
 from genrec_bench.backends.base import RunContext
 from genrec_bench.bench.checks import RoundChecks, independent_checks
 from genrec_bench.bench.env import environment
 from genrec_bench.bench.memory import MemoryProbe
-from genrec_bench.bench.oracle import compare
+from genrec_bench.bench.oracle import Numerics, compare
 from genrec_bench.bench.provenance import contradictions, provenance
 from genrec_bench.bench.record import build_record
 from genrec_bench.bench.reference_model import model_for, reference
 from genrec_bench.bench.serving import serving_record
 from genrec_bench.bench.stats import latency_summary, median_ci, thin, throughput
-from genrec_bench.bench.timing import time_closure
+from genrec_bench.bench.timing import TimingResult, time_closure
 from genrec_bench.bench.tolerances import limits_for, tolerance_mismatch
 from genrec_bench.kernels import DISPATCHED, dispatched_since
 from genrec_bench.matrices.cells import Cell
@@ -30,8 +34,11 @@ INPUT_SEED = 1234
 STORED_SAMPLES = 1000  # raw per-round samples kept in the record, at most
 
 
-def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
-    """Measure `cell` into `benchmark.extra_info`; raises OracleMismatch after recording a wrong answer."""
+def run_cell(benchmark, cell: Cell, context: RunContext,
+             on_measured: Callable[[dict, list[float]], None] | None = None) -> dict | None:
+    """Measure `cell` into `benchmark.extra_info`; raises OracleMismatch after recording a wrong answer.
+    `on_measured(record, samples_ms)` hears the record so far as soon as the cell is timed (a worker sends it
+    to the harness, so a crash in the later checks loses nothing measured)."""
     matrix = context.matrix
     cfg = preset(cell.model)
     drawn = draw(cfg, cell.phase, cell.batch, cell.seq_len, seed=INPUT_SEED)
@@ -41,7 +48,7 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
     if not ok:
         raise BackendUnavailable(cell.backend, reason)
     limits = limits_for(cell.precision, cell.phase, matrix.tolerance)
-    extra = {}
+    extra, record = {}, None
     with MemoryProbe(backend.device_for(context)) as probe:
         with backend.prepare(model_for(cell.model, cell.kernel), cell, context) as session:
             device = session.device
@@ -54,47 +61,80 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
             ran = provenance(first, dispatched_since(before_dispatch), session.provenance())
             fetched = session.fetch(first)
             numerics = compare(ref, *fetched, limits)
+            if getattr(benchmark, "disabled", False):
+                numerics, _ = independent_checks(session, cell, cfg, drawn, fetched, numerics, limits, draw,
+                                                 INPUT_SEED)
+                return _verdict_only(cell, numerics, ran)
             rounds = RoundChecks(session, ref, limits)
             timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing, rounds)
             numerics = rounds.fold(numerics)
-            backend_info = session.info()
-            if served is not None:
-                extra["serving"] = serving_record(served, cell, serving_spec(matrix),
-                                                  served.window(before, served.snapshot()))
-            numerics, looks = independent_checks(session, cell, cfg, drawn, fetched, numerics, limits, draw,
-                                                 INPUT_SEED)
-    checks = [f"every call: the first, {timed.warmup_rounds} warm-up and {timed.rounds} timed", *looks]
+            try:
+                record = _record(cell, matrix, drawn, timed, probe.result(), numerics,
+                                 [f"the first call, {timed.warmup_rounds} warm-up and {timed.rounds} timed"],
+                                 ran, environment(device), {"name": cell.backend, **session.info()})
+                if on_measured is not None:
+                    on_measured(record, list(timed.samples_ms))
+                if served is not None:
+                    extra["serving"] = serving_record(served, cell, serving_spec(matrix),
+                                                      served.window(before, served.snapshot()))
+                numerics, looks = independent_checks(session, cell, cfg, drawn, fetched, numerics, limits, draw,
+                                                     INPUT_SEED)
+            except Exception as exc:
+                _fail_after_timing(benchmark, record, f"{type(exc).__name__}: {exc}")
+                raise
+    record = _record(cell, matrix, drawn, timed, probe.result(), numerics,
+                     [f"every call: the first, {timed.warmup_rounds} warm-up and {timed.rounds} timed", *looks],
+                     ran, environment(device), record["backend"], **extra)
+    _judge_labels(cell, record, numerics, ran, matrix.tolerance)
+    benchmark.extra_info.update(record)
+    if not record["numerics"]["passed"]:
+        raise OracleMismatch(f"{cell.id}: outputs disagree with the fp32 reference: "
+                             f"{record['numerics']['message']}")
+    return record
+
+
+def _record(cell: Cell, matrix, drawn: dict, timed: TimingResult, memory: dict, numerics: Numerics,
+            checks: list[str], ran: dict, env: dict, backend: dict, **extra) -> dict:
     latency = latency_summary(timed.samples_ms)
     latency["p50_ci95"] = list(median_ci(timed.samples_ms))
     # The raw samples, so two runs can later be compared by a significance test and not only by medians.
     latency["samples"] = thin(timed.samples_ms, STORED_SAMPLES)
     latency["samples_stored"] = ("all" if len(latency["samples"]) == len(timed.samples_ms) else
                                  f"{len(latency['samples'])} of {len(timed.samples_ms)}, evenly spaced in time order")
-    mean_history = float(drawn["lengths"].float().mean())
-    record = build_record(
-        cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},
+    return build_record(
+        cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": float(drawn["lengths"].float().mean())},
         latency_ms=latency,
         throughput={"sequences_per_s": throughput(cell.batch, latency["p50"]),
                     "history_items_per_s": throughput(int(drawn["lengths"].sum()), latency["p50"])},
-        timer=timed.record(),
-        memory=probe.result(),
-        numerics=numerics.as_dict() | {"checks": checks},
-        provenance=ran,
-        env=environment(device),
-        backend={"name": cell.backend, **backend_info},
-        **extra,
-    )
-    # What the record says ran, and the limits it was judged by, against the cell's own labels.
+        timer=timed.record(), memory=memory, numerics=numerics.as_dict() | {"checks": checks},
+        provenance=ran, env=env, backend=backend, **extra)
+
+
+def _judge_labels(cell: Cell, record: dict, numerics: Numerics, ran: dict, overrides) -> None:
+    """What the record says ran, and the limits it was judged by, against the cell's own labels."""
     problems = contradictions(cell, ran)
-    mismatch = tolerance_mismatch(record, matrix.tolerance)
+    mismatch = tolerance_mismatch(record, overrides)
     if mismatch:
         problems.append(mismatch)
     if problems:
         record["numerics"]["passed"] = False
         record["numerics"]["message"] = "; ".join(
             ([] if numerics.passed else [numerics.message]) + [f"false label: {p}" for p in problems])
+
+
+def _fail_after_timing(benchmark, record: dict | None, why: str) -> None:
+    """The cell was timed, then failed: its record stays, complete and marked failed with the reason."""
+    if record is None:
+        return
+    record["numerics"]["passed"] = False
+    record["numerics"]["message"] = f"failed after timing: {why}"
     benchmark.extra_info.update(record)
-    if not record["numerics"]["passed"]:
-        raise OracleMismatch(f"{cell.id}: outputs disagree with the fp32 reference: "
-                             f"{record['numerics']['message']}")
-    return record
+
+
+def _verdict_only(cell: Cell, numerics: Numerics, ran: dict) -> None:
+    """pytest-benchmark disabled: the oracle's verdict without timing or record."""
+    problems = contradictions(cell, ran)
+    if not numerics.passed or problems:
+        message = "; ".join(([] if numerics.passed else [numerics.message]) + [f"false label: {p}" for p in problems])
+        raise OracleMismatch(f"{cell.id}: outputs disagree with the fp32 reference: {message}")
+    return None

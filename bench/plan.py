@@ -79,6 +79,12 @@ def plan(path: str, *, backends: str | None = None, triton_url: str | None = Non
             availability[cell.backend] = _availability(cell.backend, probe)
         planned.append(PlannedCell(cell, excluded or _skip_reason(cell, *availability[cell.backend])))
     runnable = tuple(p.cell for p in planned if p.skip is None)
+    if triton_url and any(c.backend.startswith("triton-") for c in runnable):
+        from genrec_bench.backends.triton_server.server import url_problem
+
+        problem = url_problem(triton_url)  # asked once, for every Triton cell of the run
+        if problem:
+            raise HarnessError(f"--triton-url {triton_url}: {problem}")
     return Plan(matrix, tuple(planned), RunContext(matrix=matrix, peers=runnable, triton_url=triton_url))
 
 

@@ -1,14 +1,13 @@
 """One benchmark per matrix cell (parametrized by the plugin in conftest.py)."""
 import pytest
 
-from genrec_bench.bench.cell_runner import run_cell
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable, OracleMismatch
 
 
-def test_cell(benchmark, cell, run_context):
+def test_cell(benchmark, cell, run_context, cell_runner):
     failure = skip = None
     try:
-        run_cell(benchmark, cell, run_context)
+        cell_runner(benchmark, cell, run_context)
     except BackendUnavailable as err:
         skip = err.reason
     except (BackendError, OracleMismatch) as err:

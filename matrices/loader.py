@@ -5,7 +5,9 @@ passes what exists, so matrices/ stays the first stage of the one-way data flow.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +21,22 @@ SIZE_AXES = ("batch", "seq_len")
 
 @dataclass(frozen=True)
 class Timing:
-    """How each cell is timed: warm-up rounds, then `rounds` timed calls, fewer if they would pass max_time_s."""
+    """How each cell is timed: warm-up rounds, then `rounds` timed calls, fewer if they would pass max_time_s.
+    `timeout_s` bounds a whole cell (prepare, oracle, timing, checks) when cells run in isolated workers."""
 
     warmup_rounds: int = 3
     rounds: int = 30
     min_rounds: int = 5
     max_time_s: float = 5.0
+    timeout_s: float = 600.0
+
+
+# Upper bounds of what a matrix may ask for: far above any real use, low enough that a typo (an extra zero or
+# three) is a one-line error instead of an hour-long hang or an allocation failure.
+BOUNDS = {"warmup_rounds": 10_000, "rounds": 100_000, "min_rounds": 100_000, "max_time_s": 3600.0,
+          "timeout_s": 86_400.0, "batch": 65_536, "seq_len": 65_536}
+MAX_CELLS = 100_000
+ISOLATIONS = ("none", "worker")
 
 
 @dataclass(frozen=True)
@@ -57,8 +69,10 @@ class Matrix:
     include: tuple[Rule, ...]
     exclude: tuple[Rule, ...]
     timing: Timing
-    tolerance: Mapping[str, Mapping[str, float]]
+    tolerance: Mapping[str, Mapping[str, Any]]
     sections: Mapping[str, Any] = field(default_factory=dict)
+    isolation: str = "none"
+    warnings: tuple[str, ...] = ()
 
     def cells(self, known: Known) -> list[tuple[Cell, str | None]]:
         """Every cell with its exclusion reason (None when it runs), in matrix order, without duplicates."""
@@ -87,8 +101,8 @@ def _product(axes: Mapping[str, tuple], known: Known):
 
 # --------------------------------------------------------------------------------------------- validation
 
-TOP_LEVEL = ("name", "description", "axes", "include", "exclude", "timing", "tolerance")
-TOLERANCE_FIELDS = ("max_abs_err", "max_rel_err", "topk_agreement")
+TOP_LEVEL = ("name", "description", "axes", "include", "exclude", "timing", "tolerance", "isolation")
+TOLERANCE_FIELDS = ("max_abs_err", "max_rel_err", "topk_agreement", "max_bias")
 # Extra top-level sections other components parse (e.g. `serving:`): name → parser(path, node) → value.
 SECTION_PARSERS: dict[str, Callable[[str, Any], Any]] = {}
 
@@ -103,17 +117,53 @@ def load_matrix(path: str, known: Known) -> Matrix:
         raise MatrixError(path, doc.line, "axes", "missing; add `axes:` with model, backend, precision, batch, "
                                                   "seq_len and phase lists")
     axes = _axes(path, doc["axes"], known)
-    return Matrix(
+    include, exclude = tuple(_rules(path, doc, "include", known)), tuple(_rules(path, doc, "exclude", known))
+    _bounded_product(path, doc, axes, include)
+    isolation = _string(path, doc, "isolation", default="none")
+    if isolation not in ISOLATIONS:
+        raise MatrixError(path, doc.lines["isolation"], "isolation",
+                          f"unknown isolation {isolation!r}; choose one of: {', '.join(ISOLATIONS)}")
+    matrix = Matrix(
         path=str(path),
         name=_string(path, doc, "name", default=str(path)),
         description=_string(path, doc, "description", default=""),
         axes=axes,
-        include=tuple(_rules(path, doc, "include", known)),
-        exclude=tuple(_rules(path, doc, "exclude", known)),
+        include=include,
+        exclude=exclude,
         timing=_timing(path, doc.get("timing"), doc.lines.get("timing", doc.line)),
         tolerance=_tolerance(path, doc.get("tolerance"), doc.lines.get("tolerance", doc.line)),
         sections={k: parse(path, doc[k]) for k, parse in SECTION_PARSERS.items() if k in doc},
+        isolation=isolation,
     )
+    cells = matrix.cells(known)
+    if not cells:
+        raise MatrixError(path, doc.lines["axes"], "axes", "the axes and rules give no cell (every (backend, "
+                                                           "mode) pair is one the backend lacks); check them")
+    return dataclasses.replace(matrix, warnings=_idle_rules(matrix, known))
+
+
+def _bounded_product(path: str, doc: LineDict, axes: Mapping[str, tuple], include: tuple[Rule, ...]) -> None:
+    """Refuse a matrix whose cells would number more than MAX_CELLS, counted before anything is expanded."""
+    count = math.prod(len(v) for v in axes.values())
+    count += sum(math.prod(len(rule.match.get(a, axes[a])) for a in axes) for rule in include)
+    if count > MAX_CELLS:
+        raise MatrixError(path, doc.lines["axes"], "axes", f"the axes and include rules make up to {count:,} "
+                                                           f"cells, more than {MAX_CELLS:,}; split the matrix")
+
+
+def _idle_rules(matrix: Matrix, known: Known) -> tuple[str, ...]:
+    """Rules that change nothing: an exclude matching no cell of the axes, an include adding no cell."""
+    product = set(_product(matrix.axes, known))
+    out = []
+    for i, rule in enumerate(matrix.exclude):
+        if not any(rule.matches(cell) for cell in product):
+            out.append(f"{matrix.path}:{rule.line}: exclude[{i}] matches no cell of the axes; it does nothing")
+    for i, rule in enumerate(matrix.include):
+        added = set(_product({**matrix.axes, **rule.match}, known)) - product
+        excluded = {c for c in product if any(r.matches(c) for r in matrix.exclude)}
+        if not (added or set(_product({**matrix.axes, **rule.match}, known)) & excluded):
+            out.append(f"{matrix.path}:{rule.line}: include[{i}] adds no cell the axes do not already have")
+    return tuple(out)
 
 
 def _no_unknown_keys(path: str, node: LineDict, allowed: tuple, prefix: str) -> None:
@@ -175,6 +225,9 @@ def _check_value(path, line, where, axis, value, known: Known) -> None:
             raise MatrixError(path, line, where, f"must be a positive integer, got {value!r}")
         if value <= 0:
             raise MatrixError(path, line, where, f"must be a positive integer, got {value}")
+        if value > BOUNDS[axis]:
+            raise MatrixError(path, line, where, f"{value:,} is more than the {BOUNDS[axis]:,} a cell may ask for; "
+                                                 f"lower it")
         return
     choices = {
         "model": known.models,
@@ -214,15 +267,20 @@ def _rules(path: str, doc: LineDict, key: str, known: Known) -> list[Rule]:
     return rules
 
 
-def _number(path, node: LineDict, key, where, *, integer: bool, minimum: float, strict: bool = False):
+def _number(path, node: LineDict, key, where, *, integer: bool, minimum: float, strict: bool = False,
+            maximum: float | None = None):
     value, line = node[key], node.lines[key]
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
         raise MatrixError(path, line, where, f"must be {kind}, got {value!r}")
+    if not math.isfinite(value):
+        raise MatrixError(path, line, where, f"must be a finite number, got {value}")
     if value < minimum or (strict and value == minimum):
         bound = f"greater than {minimum}" if strict else f"at least {minimum}"
         raise MatrixError(path, line, where, f"must be {bound}, got {value}")
+    if maximum is not None and value > maximum:
+        raise MatrixError(path, line, where, f"{value:,} is more than the {maximum:,} allowed; lower it")
     return value
 
 
@@ -231,12 +289,13 @@ def _timing(path: str, node: Any, line: int) -> Timing:
         return Timing()
     if not isinstance(node, LineDict):
         raise MatrixError(path, line, "timing", "must be a mapping, e.g. `timing: {rounds: 20}`")
-    _no_unknown_keys(path, node, ("warmup_rounds", "rounds", "min_rounds", "max_time_s"), "timing.")
+    _no_unknown_keys(path, node, ("warmup_rounds", "rounds", "min_rounds", "max_time_s", "timeout_s"), "timing.")
     values = {}
     for key in node:
-        minimum = 0 if key == "warmup_rounds" else 1
-        values[key] = _number(path, node, key, f"timing.{key}", integer=key != "max_time_s",
-                              minimum=0 if key == "max_time_s" else minimum, strict=key == "max_time_s")
+        seconds = key.endswith("_s")
+        values[key] = _number(path, node, key, f"timing.{key}", integer=not seconds,
+                              minimum=0 if seconds or key == "warmup_rounds" else 1, strict=seconds,
+                              maximum=BOUNDS[key])
     timing = Timing(**values)
     if timing.min_rounds > timing.rounds:
         raise MatrixError(path, node.line, "timing.min_rounds",
@@ -244,7 +303,9 @@ def _timing(path: str, node: Any, line: int) -> Timing:
     return timing
 
 
-def _tolerance(path: str, node: Any, line: int) -> dict[str, dict[str, float]]:
+def _tolerance(path: str, node: Any, line: int) -> dict[str, dict[str, Any]]:
+    """precision → {limit: value, phase: {limit: value}}: a precision's limits apply to every phase, a phase's
+    under it to that phase only (the oracle's table is per precision and phase)."""
     if node is None:
         return {}
     if not isinstance(node, LineDict):
@@ -255,13 +316,20 @@ def _tolerance(path: str, node: Any, line: int) -> dict[str, dict[str, float]]:
         if precision not in PRECISIONS:
             raise MatrixError(path, node.lines[precision], where,
                               f"unknown precision; choose one of: {', '.join(PRECISIONS)}")
-        if not isinstance(limits, LineDict):
-            raise MatrixError(path, node.lines[precision], where, "must be a mapping, e.g. `{max_rel_err: 0.02}`")
-        _no_unknown_keys(path, limits, TOLERANCE_FIELDS, where + ".")
-        out[precision] = {key: float(_number(path, limits, key, f"{where}.{key}", integer=False, minimum=0))
-                          for key in limits}
-        agreement = out[precision].get("topk_agreement")
-        if agreement is not None and agreement > 1:
-            raise MatrixError(path, limits.lines["topk_agreement"], f"{where}.topk_agreement",
-                              f"is a share between 0 and 1, got {agreement}")
+        out[precision] = _limits(path, limits, node.lines[precision], where, phases=True)
+    return out
+
+
+def _limits(path: str, limits: Any, line: int, where: str, *, phases: bool) -> dict[str, Any]:
+    if not isinstance(limits, LineDict):
+        raise MatrixError(path, line, where, "must be a mapping, e.g. `{max_rel_err: 0.02}`")
+    _no_unknown_keys(path, limits, TOLERANCE_FIELDS + (PHASES if phases else ()), where + ".")
+    out: dict[str, Any] = {}
+    for key in limits:
+        if key in PHASES:
+            out[key] = _limits(path, limits[key], limits.lines[key], f"{where}.{key}", phases=False)
+            continue
+        out[key] = float(_number(path, limits, key, f"{where}.{key}", integer=False, minimum=0))
+        if key == "topk_agreement" and out[key] > 1:
+            raise MatrixError(path, limits.lines[key], f"{where}.{key}", f"is a share between 0 and 1, got {out[key]}")
     return out

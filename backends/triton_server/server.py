@@ -12,7 +12,6 @@ requests (readiness, loading, statistics, metadata) go through tritonclient (con
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib.util
 import os
 import shutil
@@ -26,6 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from genrec_bench.backends.processes import die_with_parent
 from genrec_bench.backends.triton_server.control import ServerControl
 from genrec_bench.backends.triton_server.stub_env import (
     cache_dir,
@@ -40,7 +40,6 @@ BINARY_ENV = "GENREC_TRITONSERVER"
 URL_ENV = "GENREC_TRITON_URL"
 SHM_PREFIX = "triton_python_backend_shm_region"
 LOG_TAIL_LINES = 30
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -146,19 +145,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-try:
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved now: the forked child must not dlopen
-except (OSError, AttributeError):
-    _prctl = None
-
-
-def _die_with_parent() -> None:
-    # Runs in the child between fork and exec: the kernel sends SIGTERM when the harness process dies, so even
-    # a SIGKILLed harness leaves no orphan server. One already-resolved libc call, nothing that takes locks.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _python_env_dirs() -> set[str]:
     return {str(p) for p in Path(tempfile.gettempdir()).glob("python_env_*")}
 
@@ -234,7 +220,7 @@ class EmbeddedServer:
         self._env_dirs_before = _python_env_dirs()
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - see there
+                                         env=env, preexec_fn=die_with_parent)  # noqa: PLW1509 - see processes.py
         _track(self)
 
     def _wait_ready(self) -> None:
@@ -361,6 +347,22 @@ class EmbeddedServer:
                 "workdir": str(self.workdir), "version": self.control.version() if self.control else None,
                 "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
                               "metrics": self.endpoints.metrics}}
+
+
+def url_problem(url: str) -> str | None:
+    """Why the server at `url` (`--triton-url`) cannot serve cells, in one clause, or None when it answers."""
+    try:
+        endpoints = parse_url(url)
+    except BackendError as err:
+        return str(err).removeprefix("triton | ")
+    control = ServerControl(endpoints.http, timeout_s=5.0)
+    try:
+        if not control.live():
+            return (f"nothing answers at {endpoints.http} (its HTTP endpoint); start the server there or correct "
+                    f"the URL")
+    finally:
+        control.close()
+    return None
 
 
 class RemoteServer:

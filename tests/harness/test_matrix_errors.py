@@ -68,6 +68,40 @@ BAD = [
     ("agreement over one", GOOD_AXES + "tolerance:\n  fp16: {topk_agreement: 1.5}\n", 9,
      "tolerance.fp16.topk_agreement", "between 0 and 1"),
     ("name not string", "name: [a]\n" + GOOD_AXES, 1, "name", "must be a string"),
+    # YAML the loader refuses before anything is expanded
+    ("billion laughs", 'a: &a ["lol", "lol"]\nb: &b [*a, *a, *a]\nc: [*b, *b, *b]\n' + GOOD_AXES, 1, "b[0]",
+     "anchors and aliases"),
+    ("recursive alias", "a: &a [*a]\n" + GOOD_AXES, 1, "a[0]", "anchors and aliases"),
+    ("deep nesting", "a: " + "[" * 20_000 + "]" * 20_000 + "\n" + GOOD_AXES, None, "yaml", "nested deeper"),
+    ("moderately deep", "a: " + "[" * 40 + "]" * 40 + "\n" + GOOD_AXES, 1, "a" + "[0]" * 32, "nested deeper than 32"),
+    ("merge key", GOOD_AXES + "timing:\n  <<: {rounds: 3}\n", 9, "timing", "merge keys (<<)"),
+    ("custom tag", GOOD_AXES + "name: !env HOME\n", 8, "name", "tag '!env' is not supported"),
+    ("int tag on text", GOOD_AXES + 'timing: {rounds: !!int "eight"}\n', 8, "timing.rounds",
+     "not a plain decimal integer"),
+    # YAML 1.1 numbers that are not what they look like
+    ("octal seq_len", GOOD_AXES.replace("seq_len: [32]", "seq_len: [032]"), 6, "axes.seq_len[0]",
+     "'032' is not a plain decimal integer"),
+    ("sexagesimal batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [1:00]"), 5, "axes.batch[0]",
+     "'1:00' is not a plain decimal integer"),
+    ("yes as a word", GOOD_AXES + "description: yes\n", 8, "description", "reads as a boolean"),
+    # values that pass a type check but would break the run
+    ("nan tolerance", GOOD_AXES + "tolerance:\n  fp32: {max_rel_err: .nan}\n", 9, "tolerance.fp32.max_rel_err",
+     "not a finite decimal number"),
+    ("inf time", GOOD_AXES + "timing: {max_time_s: .inf}\n", 8, "timing.max_time_s", "not a finite decimal number"),
+    ("huge warm-up", GOOD_AXES + "timing: {warmup_rounds: 100000000000}\n", 8, "timing.warmup_rounds",
+     "100,000,000,000 is more than the 10,000 allowed"),
+    ("float warm-up", GOOD_AXES + "timing: {warmup_rounds: 1e11}\n", 8, "timing.warmup_rounds",
+     "must be an integer, got '1e11'"),
+    ("zero timeout", GOOD_AXES + "timing: {timeout_s: 0}\n", 8, "timing.timeout_s", "greater than 0"),
+    ("huge batch", GOOD_AXES.replace("batch: [1, 8]", "batch: [1000000000]"), 5, "axes.batch[0]",
+     "more than the 65,536 a cell may ask for"),
+    ("nine million cells", GOOD_AXES.replace("batch: [1, 8]", f"batch: [{', '.join(map(str, range(1, 3001)))}]")
+     .replace("seq_len: [32]", f"seq_len: [{', '.join(map(str, range(1, 3001)))}]"), 1, "axes",
+     "make up to 9,000,000 cells, more than 100,000"),
+    ("no cells", GOOD_AXES + "  mode: [cudagraph]\n", 1, "axes", "give no cell"),
+    ("unknown isolation", GOOD_AXES + "isolation: thread\n", 8, "isolation", "unknown isolation 'thread'"),
+    ("per-phase unknown limit", GOOD_AXES + "tolerance:\n  fp16: {rank: {max_rel: 1}}\n", 9,
+     "tolerance.fp16.rank.max_rel", "unknown key"),
 ]
 
 
@@ -89,3 +123,33 @@ def test_bad_matrix_is_one_clear_line(tmp_path, name, text, line, field, words):
 def test_missing_file_names_the_fix(tmp_path):
     with pytest.raises(MatrixError, match="not found; pass --matrix"):
         load_matrix(str(tmp_path / "nope.yaml"), KNOWN)
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "is a directory"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00binary", "is not UTF-8 text"),
+    ("name: caf\xe9\n".encode("latin-1"), "is not UTF-8 text"),
+    (b"# " + b"x" * (2 << 20) + b"\n", "is larger than 1024 KiB"),
+])
+def test_files_that_are_not_matrices_are_one_line(tmp_path, content, words):
+    path = tmp_path / "m.yaml"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(MatrixError, match=words):
+        load_matrix(str(path), KNOWN)
+
+
+def test_rules_that_do_nothing_are_warnings():
+    import tempfile
+
+    text = GOOD_AXES + ("exclude:\n  - {batch: 64, reason: no such batch}\n"
+                        "include:\n  - {batch: 8, reason: already there}\n  - {batch: 2, reason: adds cells}\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
+        handle.write(text)
+        handle.flush()
+        matrix = load_matrix(handle.name, KNOWN)
+    assert [w.split(": ", 1)[1] for w in matrix.warnings] == [
+        "exclude[0] matches no cell of the axes; it does nothing",
+        "include[0] adds no cell the axes do not already have"]

@@ -57,3 +57,20 @@ def test_a_remote_url_needs_no_bundle(monkeypatch, tmp_path):
     monkeypatch.setenv(server.URL_ENV, "127.0.0.1:1")
     monkeypatch.setenv(server.BINARY_ENV, str(tmp_path / "no-such-tritonserver"))
     assert get_backend("triton-grpc").availability() == (True, "")
+
+
+def test_shutdown_all_stops_every_server_it_started(monkeypatch):
+    """stop() takes a server off the list shutdown_all walks: every one is stopped all the same."""
+    from genrec_bench.backends.triton_server import server
+
+    stopped = []
+
+    class Fake:
+        def stop(self):
+            stopped.append(self)
+            server._untrack(self)
+
+    fakes = [Fake(), Fake(), Fake()]
+    monkeypatch.setattr(server, "_running", list(fakes))
+    server.shutdown_all()
+    assert stopped == fakes and server._running == []
