@@ -67,6 +67,9 @@ def pytest_addoption(parser):
     group.addoption("--triton-url", default=None, metavar="URL",
                     help="Triton cells use this running server (HOST[:HTTP_PORT] or http=H:P,grpc=H:P,metrics=H:P) "
                          "instead of starting the embedded one")
+    group.addoption("--history", default=None, metavar="DIR",
+                    help="after the session, add the --benchmark-json run to the history store DIR "
+                         "(python -m reports gate/dashboard read it)")
 
 
 def pytest_configure(config):
@@ -78,6 +81,9 @@ def pytest_configure(config):
             raise pytest.UsageError(f"{HYPOTHESIS_PROFILE_ENV}={profile!r} is not a Hypothesis profile; "
                                     f"use ci or nightly") from None
         settings.load_profile(profile)
+    if config.getoption("history", None) and not config.getoption("benchmark_json", None):
+        raise pytest.UsageError("--history DIR stores the run that --benchmark-json writes: add "
+                                "--benchmark-json PATH (or add a file later: python -m reports history add)")
     for option in ("benchmark_json", "matrix_jsonl"):
         # pytest-benchmark opens its JSON only at the very end: a missing folder would lose the whole run.
         out = config.getoption(option, None)
@@ -163,6 +169,25 @@ def pytest_runtest_makereport(item, call):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(bench.extra_info) + "\n")
     return report
+
+
+def pytest_sessionfinish(session):
+    # pytest-benchmark has written --benchmark-json by now (its own sessionfinish wraps this one).
+    history, out = session.config.getoption("history", None), session.config.getoption("benchmark_json", None)
+    if not history or out is None:
+        return
+    from genrec_bench.matrices import HarnessError
+    from genrec_bench.reports.history import add, read_run
+
+    name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", str(out))
+    try:
+        target, added = add(history, read_run(name))
+        line = f"genrec-bench: run {'added to' if added else 'already in'} the history: {target}"
+    except HarnessError as err:
+        line = f"genrec-bench: not added to the history {history}: {err}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
