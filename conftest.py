@@ -181,8 +181,11 @@ def pytest_sessionfinish(session):
 
     name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", str(out))
     try:
-        target, added = add(history, read_run(name))
-        line = f"genrec-bench: run {'added to' if added else 'already in'} the history: {target}"
+        if not Path(name).is_file():  # pytest-benchmark writes no file when no benchmark ran
+            line = f"genrec-bench: no benchmark ran, so nothing was added to the history {history}"
+        else:
+            target, added = add(history, read_run(name))
+            line = f"genrec-bench: run {'added to' if added else 'already in'} the history: {target}"
     except HarnessError as err:
         line = f"genrec-bench: not added to the history {history}: {err}"
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

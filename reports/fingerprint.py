@@ -21,8 +21,10 @@ HARDWARE_FIELDS = ("gpu_name", "gpu_count", "gpu_memory_gib", "compute_capabilit
 SOFTWARE_FIELDS = ("driver", "cuda", "torch", "onnxruntime", "triton", "tritonserver")
 CELL_AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase", "kernel", "matrix")
 # The backend options that define a cell's work; everything else a backend reports is description or outcome.
-BACKEND_OPTIONS = ("mode", "device", "compile", "providers", "provider_options", "session_options", "protocol",
-                   "target", "genrec_device", "deployment")
+# Not ORT's provider_options: the session reports every default of the installed release (and, for TensorRT,
+# cache paths), so they would split a series at each upgrade; the harness's own choices are session_options.
+BACKEND_OPTIONS = ("mode", "device", "compile", "providers", "session_options", "protocol", "target",
+                   "genrec_device", "deployment")
 SERVING_OPTIONS = ("scenario", "protocol", "target", "users_per_request")
 SWEEP_OPTIONS = ("kind", "warmup_s", "measure_s", "clients")
 

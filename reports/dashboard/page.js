@@ -98,7 +98,8 @@ function gridView() {
   for (const v of here) {
     const r = rows.indexOf(v.axes.model + " " + v.axes.phase), c = cols.indexOf(label(v.axes));
     z[r][c] = v.change === null || v.verdict === "insufficient_data" ? null : 100 * v.change;
-    text[r][c] = v.verdict === "insufficient_data" ? "n/a" : v.verdict + "<br>" + v.ratio;
+    // No colour without a verdict: a change with too little history to judge is shown, not coloured.
+    text[r][c] = (v.verdict === "insufficient_data" ? "n/a" : v.verdict) + "<br>" + (v.ratio || "");
   }
   plot("plot-grid", [{type: "heatmap", x: cols, y: rows, z, text, texttemplate: "%{text}", zmid: 0, zmin: -20,
                       zmax: 20, colorscale: "RdBu", colorbar: {title: {text: "% change"}}}],

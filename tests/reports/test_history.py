@@ -88,6 +88,7 @@ def test_v1_and_current_records_of_one_cell_share_a_series():
     now["timer"]["pytest_benchmark"] = "benchmark.pedantic(iterations=1) with timer=sample_clock"
     now["backend"]["onnx"] = {"path": "/elsewhere.onnx", "cache": "hit", "prepare_s": 0.1}  # outcomes
     now["backend"]["onnxruntime"] = "1.32.0"
+    now["backend"]["provider_options"]["CUDAExecutionProvider"]["new_default_of_a_later_release"] = "0"
     assert fp.series_key(now) == fp.series_key(record)
 
 
