@@ -75,6 +75,9 @@ def pytest_addoption(parser):
     group.addoption("--isolation", default=None, choices=("none", "worker"),
                     help="worker: each backend's cells run in a worker subprocess, so a crash or a hang (past "
                          "timing.timeout_s) fails only its cell; default: the matrix's `isolation:` (none)")
+    group.addoption("--history", default=None, metavar="DIR",
+                    help="after the session, add the --benchmark-json run to the history store DIR "
+                         "(python -m reports gate/dashboard read it)")
 
 
 def pytest_configure(config):
@@ -88,6 +91,9 @@ def pytest_configure(config):
         settings.load_profile(profile)
     from genrec_bench.bench.outputs import check_outputs
 
+    if config.getoption("history", None) and not config.getoption("benchmark_json", None):
+        raise pytest.UsageError("--history DIR stores the run that --benchmark-json writes: add "
+                                "--benchmark-json PATH (or add a file later: python -m reports history add)")
     # pytest-benchmark writes its JSON only at the very end: a path that cannot take it would lose the run.
     problem = check_outputs({"--benchmark-json": config.getoption("benchmark_json", None),
                              "--matrix-jsonl": config.getoption("matrix_jsonl")})
@@ -233,13 +239,38 @@ def pytest_runtest_makereport(item, call):
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session, exitstatus):
     try:
-        return (yield)
-    except OSError as exc:  # pytest-benchmark's final JSON write (the disk filled during the run)
+        result = yield  # pytest-benchmark writes --benchmark-json in here
+    except OSError as exc:  # its final JSON write failed (the disk filled during the run)
         from genrec_bench.bench.outputs import write_fallback
 
         records = session.config.stash.get(RECORDS, [])
         sys.stderr.write(write_fallback(records, f"{exc.filename or ''}: {exc.strerror or exc}") + "\n")
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+        return None
+    _add_to_history(session)
+    return result
+
+
+def _add_to_history(session) -> None:
+    """--history DIR: the run pytest-benchmark just wrote goes into the history store."""
+    history, out = session.config.getoption("history", None), session.config.getoption("benchmark_json", None)
+    if not history or out is None:
+        return
+    from genrec_bench.matrices import HarnessError
+    from genrec_bench.reports.history import add, read_run
+
+    name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", str(out))
+    try:
+        if not Path(name).is_file():  # pytest-benchmark writes no file when no benchmark ran
+            line = f"genrec-bench: no benchmark ran, so nothing was added to the history {history}"
+        else:
+            target, added = add(history, read_run(name))
+            line = f"genrec-bench: run {'added to' if added else 'already in'} the history: {target}"
+    except HarnessError as err:
+        line = f"genrec-bench: not added to the history {history}: {err}"
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
 
 
 @pytest.hookimpl(optionalhook=True)  # pytest-benchmark's hook: absent under -p no:benchmark

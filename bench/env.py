@@ -19,7 +19,8 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (the platform's processor string elsewhere)."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
@@ -55,6 +56,17 @@ def _loaded_versions() -> dict:
     return out
 
 
+def gpu_facts() -> dict:
+    """The machine's GPUs as the history's hardware fingerprint needs them: count, and the first one's name,
+    memory and compute capability (None where there is no CUDA device)."""
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not count:
+        return {"gpu_name": None, "gpu_count": 0, "gpu_memory_mib": None, "compute_capability": None}
+    props = torch.cuda.get_device_properties(0)
+    return {"gpu_name": props.name, "gpu_count": count, "gpu_memory_mib": props.total_memory // 2**20,
+            "compute_capability": f"{props.major}.{props.minor}"}
+
+
 def environment(device: str = "cpu") -> dict:
     """The record's `env` section for a cell on `device`."""
     return _static_environment(device) | {"loaded": _loaded_versions()}
@@ -66,12 +78,13 @@ def _static_environment(device: str = "cpu") -> dict:
     cuda = device.startswith("cuda")
     return {
         "device": device,
-        "device_name": torch.cuda.get_device_name(device) if cuda else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(device) if cuda else cpu_name(),
         "driver": _driver() if cuda else None,
         "cuda": torch.version.cuda,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "libraries": {name: v for name in LIBRARIES if (v := _version(name))} | {"torch": torch.__version__},
+        **gpu_facts(),
     }

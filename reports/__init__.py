@@ -1,1 +1,2 @@
-"""Reports read the pytest-benchmark JSON only: summary table (more views build on reports.load)."""
+"""Reports read result files only (never a backend): summary and pivot of a run, the history store, the gate
+(compare, verdicts, exit codes) and the dashboard. `python -m reports --help` lists the commands."""

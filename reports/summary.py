@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from genrec_bench.reports.load import Result
+from genrec_bench.reports.metrics import peak_mb
 
 COLUMNS = ("cell", "p50 ms", "p90 ms", "p99 ms", "seq/s", "peak MiB", "rel err", "top-k", "oracle")
 
 
 def _peak(record: dict) -> str:
-    mem = record["memory"]
-    value = mem.get("device_used_peak_mb") or mem.get("torch_max_allocated_mb") or mem.get("host_peak_rss_mb")
+    value = peak_mb(record)
     return f"{value:,.0f}" if value is not None else "-"
 
 

@@ -11,28 +11,31 @@ from collections.abc import Callable
 
 import torch
 
-from genrec_bench.bench.stats import percentile
+from genrec_bench.bench.stats import percentile, thin
 from genrec_bench.kernels.tolerances import tolerance
 
 L2_BYTES = 50 * 2**20  # H100; inputs are rotated over at least 4× this
-QUANTILES = (50, 20, 80)
+STORED_SAMPLES = 1000  # per-call samples a record keeps (evenly thinned), for the history's significance test
 
 
-def _do_bench(fn: Callable[[], object]) -> tuple[float, float, float]:
-    """Median, 20th and 80th percentile in µs of do_bench's own per-call samples (CUDA events, L2 flushed)."""
+def _do_bench(fn: Callable[[], object]) -> dict:
+    """Median, 20th and 80th percentile in µs of do_bench's own per-call samples (CUDA events, L2 flushed), and
+    the samples themselves."""
     import triton.testing
 
-    samples_ms = triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="all")
-    return tuple(percentile(samples_ms, q) * 1e3 for q in QUANTILES)
+    samples_us = [s * 1e3 for s in triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="all")]
+    return {"median_us": percentile(samples_us, 50), "p20_us": percentile(samples_us, 20),
+            "p80_us": percentile(samples_us, 80), "samples_us": samples_us}
 
 
 def hbm_copy_gbps(nbytes: int = 2**30) -> dict:
     """Device-to-device copy bandwidth (read + write bytes / time): the HBM ceiling the kernels are held to."""
     src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
     dst = torch.empty_like(src)
-    med, lo, hi = _do_bench(lambda: dst.copy_(src))
-    moved = 2 * nbytes
-    return {"bytes": moved, "median_us": med, "p20_us": lo, "p80_us": hi, "gbps": moved / med / 1e3}
+    timed = _do_bench(lambda: dst.copy_(src))
+    med, moved = timed["median_us"], 2 * nbytes
+    return {"bytes": moved, "median_us": med, "p20_us": timed["p20_us"], "p80_us": timed["p80_us"],
+            "gbps": moved / med / 1e3}
 
 
 def copies(make: Callable[[int], tuple], bytes_each: int) -> list[tuple]:
@@ -76,19 +79,21 @@ def copy_us(nbytes: int) -> float:
     floor for an op of that many bytes, launch and ramp-up included, which the 3 TB/s figure leaves out."""
     src = torch.empty(max(nbytes // 2, 1), dtype=torch.uint8, device="cuda").random_(0, 255)
     dst = torch.empty_like(src)
-    return _do_bench(lambda: dst.copy_(src))[0]
+    return _do_bench(lambda: dst.copy_(src))["median_us"]
 
 
 def record(op, provider, shape, dtype, nbytes, hbm_gbps, timed: dict, same_bytes_copy_us: float, **extra):
-    med, lo, hi = timed["timing"]
+    timing = timed["timing"]
+    med, lo, hi = timing["median_us"], timing["p20_us"], timing["p80_us"]
     gbps = nbytes / med / 1e3
     return {
         "op": op, "provider": provider, "shape": shape, "dtype": str(dtype).replace("torch.", ""),
         "timing_mode": timed["timing_mode"],
         "median_us": round(med, 3), "p20_us": round(lo, 3), "p80_us": round(hi, 3),
-        "launch_median_us": round(timed["launch"][0], 3),
+        "launch_median_us": round(timed["launch"]["median_us"], 3),
         "bytes": nbytes, "gbps": round(gbps, 1), "hbm_fraction": round(gbps / hbm_gbps, 3),
         "floor_us": round(nbytes / hbm_gbps / 1e3, 3), "same_bytes_copy_us": round(same_bytes_copy_us, 3),
+        "samples_us": [round(s, 3) for s in thin(timing["samples_us"], STORED_SAMPLES)],
         **extra,
     }
 
@@ -130,11 +135,13 @@ def line(r: dict) -> str:
 
 
 def machine() -> dict:
-    """Device and software versions for the record."""
+    """Device and software versions for the record, and the hardware facts the history fingerprints."""
     import triton
 
+    from genrec_bench.bench.env import cpu_name, gpu_facts
+
     info = {
-        "device": torch.cuda.get_device_name(),
+        "device": torch.cuda.get_device_name(), **gpu_facts(), "cpu": cpu_name(),
         "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -104,11 +104,12 @@ def test_an_oracle_failure_fails_the_cell_but_keeps_its_numbers(tmp_path):
     assert records["tiny-torch-cpu-fp32-b2-s16-prefill"]["numerics"]["passed"] is True
 
 
-def test_reports_refuse_a_bad_file_in_one_line(tmp_path, capsys):
+def test_reports_name_a_bad_record_in_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {"cell": {}}}]}))
-    assert reports_main(["summary", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"reports: {bad}: benchmarks[0] x: extra_info/") and "\n" not in err
-    assert reports_main(["summary", str(tmp_path / "missing.json")]) == 2
+    assert reports_main(["summary", str(bad)]) == 4  # input error: nothing valid to report
+    skipped, nothing = capsys.readouterr().err.strip().splitlines()
+    assert skipped.startswith(f"reports: {bad}: benchmarks[0] x: extra_info/") and skipped.endswith("(skipped)")
+    assert nothing == f"reports: {bad}: no valid cell records to report"
+    assert reports_main(["summary", str(tmp_path / "missing.json")]) == 4
     assert "not found" in capsys.readouterr().err
