@@ -22,7 +22,8 @@ from genrec_bench.matrices.errors import MatrixError
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 32
 _TAG = "tag:yaml.org,2002:"
-PLAIN_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
+# Dates (an acknowledgement's expiry) read as dates: no number changes under them.
+PLAIN_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp")}
 _DECIMAL = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _FLOAT = re.compile(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _BOOL = re.compile(r"true|false|True|False|TRUE|FALSE")
@@ -50,8 +51,8 @@ def _check_tag(node: yaml.Node, path: str, where: str) -> None:
     if node.tag == _TAG + "merge":
         raise MatrixError(path, _line(node), where, "merge keys (<<) are not supported; write the keys out")
     if node.tag not in PLAIN_TAGS:
-        raise MatrixError(path, _line(node), where, f"tag {node.tag!r} is not supported; matrices take plain "
-                                                     f"strings, numbers, booleans, lists and mappings")
+        raise MatrixError(path, _line(node), where, f"tag {node.tag!r} is not supported; plain strings, "
+                                                     f"numbers, booleans, dates, lists and mappings only")
 
 
 def _scalar(node: yaml.ScalarNode, path: str, where: str) -> Any:
