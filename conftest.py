@@ -99,9 +99,13 @@ def _plan(config):
         from genrec_bench.matrices import HarnessError
 
         try:
+            results = config.getoption("benchmark_json", None)  # a path, or an open file before 5.3
+            if results is not None and not isinstance(results, (str, os.PathLike)):
+                results = results.name
             config.stash[PLAN] = plan(config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX),
                                       backends=config.getoption("--matrix-backends"),
-                                      triton_url=config.getoption("--triton-url"))
+                                      triton_url=config.getoption("--triton-url"),
+                                      results_path=str(Path(results).resolve()) if results else None)
         except HarnessError as err:
             config.stash[PLAN_ERROR] = str(err)
     return config.stash.get(PLAN, None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from genrec_bench.backends import get_backend
 from genrec_bench.backends.base import RunContext
 from genrec_bench.bench.env import environment
+from genrec_bench.bench.loadgen import run_scenario
 from genrec_bench.bench.memory import MemoryProbe
 from genrec_bench.bench.oracle import compare, recheck, tolerance_for
 from genrec_bench.bench.record import build_record
@@ -45,11 +46,16 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
             first = run()
             session.synchronize()
             numerics = compare(ref_scores, ref_items, *session.fetch(first), tolerance)
-            timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
-            # The oracle again on the last timed round: a closure that reuses buffers (CUDA graphs, IO
-            # binding) must still be right after many calls, not only the first.
-            numerics = recheck(numerics, compare(ref_scores, ref_items, *session.fetch(timed.last_result),
-                                                 tolerance))
+            if cell.scenario:  # an MLPerf LoadGen scenario instead of per-call timing (bench/loadgen/)
+                scenario = run_scenario(benchmark, session, cell, context, tolerance)
+                timed, extra["scenario"] = scenario.timing, scenario.record
+                numerics = recheck(numerics, scenario.numerics) if scenario.numerics else numerics
+            else:
+                timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
+                # The oracle again on the last timed round: a closure that reuses buffers (CUDA graphs, IO
+                # binding) must still be right after many calls, not only the first.
+                numerics = recheck(numerics, compare(ref_scores, ref_items, *session.fetch(timed.last_result),
+                                                     tolerance))
             backend_info = session.info()
             if served is not None:
                 extra["serving"] = serving_record(served, cell, serving_spec(matrix),
@@ -60,12 +66,14 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
     latency["samples"] = thin(timed.samples_ms, STORED_SAMPLES)
     latency["samples_stored"] = ("all" if len(latency["samples"]) == len(timed.samples_ms) else
                                  f"{len(latency['samples'])} of {len(timed.samples_ms)}, evenly spaced in time order")
-    mean_history = float(drawn["lengths"].float().mean())
+    if cell.scenario:  # LoadGen's samples/s over the Query Sample Library's users
+        mean_history, per_second = scenario.mean_history, scenario.samples_per_s
+    else:
+        mean_history, per_second = float(drawn["lengths"].float().mean()), throughput(cell.batch, latency["p50"])
     record = build_record(
         cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},
         latency_ms=latency,
-        throughput={"sequences_per_s": throughput(cell.batch, latency["p50"]),
-                    "history_items_per_s": throughput(int(drawn["lengths"].sum()), latency["p50"])},
+        throughput={"sequences_per_s": per_second, "history_items_per_s": per_second * mean_history},
         timer=timed.record(),
         memory=probe.result(),
         numerics=numerics.as_dict(),
