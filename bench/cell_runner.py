@@ -49,7 +49,8 @@ def run_cell(benchmark, cell: Cell, context: RunContext) -> dict:
             if cell.scenario:  # an MLPerf LoadGen scenario instead of per-call timing (bench/loadgen/)
                 scenario = run_scenario(benchmark, session, cell, context, tolerance)
                 timed, extra["scenario"] = scenario.timing, scenario.record
-                numerics = recheck(numerics, scenario.numerics) if scenario.numerics else numerics
+                if scenario.numerics is not None:
+                    numerics = recheck(numerics, scenario.numerics, "LoadGen accuracy mode over every sample")
             else:
                 timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing)
                 # The oracle again on the last timed round: a closure that reuses buffers (CUDA graphs, IO

@@ -90,12 +90,12 @@ def _verdict(reference, max_abs, max_rel, agreement, tolerance, problems: str) -
                     message="within tolerance" if passed else problems)
 
 
-def recheck(first: Numerics, last: Numerics) -> Numerics:
-    """Fold the verdict on the last timed round into the first's: the worst errors, both messages."""
+def recheck(first: Numerics, last: Numerics, what: str = "last timed round") -> Numerics:
+    """Fold the verdict on a later check (`what`: the last timed round, a scenario's accuracy run) into the
+    first's: the worst errors, both messages."""
     if last.passed:
         return first
-    message = f"last timed round: {last.message}" if first.passed else f"{first.message}; last timed round: " \
-        f"{last.message}"
+    message = f"{what}: {last.message}" if first.passed else f"{first.message}; {what}: {last.message}"
     return Numerics(reference=first.reference, max_abs_err=max(first.max_abs_err, last.max_abs_err),
                     max_rel_err=max(first.max_rel_err, last.max_rel_err),
                     topk_agreement=min(first.topk_agreement, last.topk_agreement), tolerance=first.tolerance,

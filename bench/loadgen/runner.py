@@ -72,7 +72,7 @@ class LogFolder:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-class _LoadGen:
+class LoadGenSession:
     """LoadGen's SUT and QSL handles around our SUT, and one run at a time."""
 
     def __init__(self, lg, sut, count: int):
@@ -143,7 +143,7 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
     loadgen = None
     try:
         cal = calibrate(sut, cell, spec)
-        loadgen = _LoadGen(lg, sut, qsl.count)
+        loadgen = LoadGenSession(lg, sut, qsl.count)
         record = {"name": cell.scenario, "sut": sut.describe(), "calibration": cal.as_dict(),
                   "qsl": {"count": qsl.count, "seed": qsl.seed, "mean_history": qsl.mean_history}}
         if cell.scenario == "server" and spec.server.peak.enabled:
