@@ -41,9 +41,14 @@ class TorchSession(Session):
         if self.cell.phase == "decode":
             raise BackendError(f"{self.cell.backend} | decode inputs carry a KV cache built per batch; bucket "
                                f"runners take prefill and rank")
-        inputs = phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype)
+        # Buffers of the bucket's own (never aliases of `drawn`), made and refilled in inference mode: on CUDA
+        # they are inference tensors, which refuse in-place updates outside it.
+        with torch.inference_mode():
+            inputs = tuple(x.clone() for x in phase_inputs(self.model, self.cell.phase, drawn, self.device,
+                                                            self.dtype))
         names = PHASE_INPUTS[self.cell.phase]
 
+        @torch.inference_mode()
         def load(new):
             for buffer, name in zip(inputs, names):
                 buffer.copy_(new[name], non_blocking=True)

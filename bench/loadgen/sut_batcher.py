@@ -65,10 +65,12 @@ class BatcherSUT:
         return best * 1e3
 
     def _call(self, indices: list[int]):
+        """(scores, items) of the users at `indices`, through the smallest bucket that holds them."""
         size = self.buckets[bisect.bisect_left(self.buckets, len(indices))]
         runner = self.runners[size]
         runner.load(self.qsl.padded(indices, size))
-        return self.session.fetch(runner.run())
+        scores, items = self.session.fetch(runner.run())
+        return scores[: len(indices)], items[: len(indices)]
 
     # -- one LoadGen run
     def start(self, lg, *, accuracy: bool, wait: bool) -> None:
