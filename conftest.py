@@ -122,8 +122,9 @@ def pytest_generate_tests(metafunc):
         cell = item.cell
         marks = [pytest.mark.skip(reason=item.skip)] if item.skip else []
         # timer=SAMPLE_CLOCK: pytest-benchmark's stats are the cell's own samples (see bench/timing.py).
-        marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}",
-                                           timer=SAMPLE_CLOCK))
+        # A scenario cell's samples are per-sample latencies under load: a group of their own.
+        group = f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}" + (f"-{cell.scenario}" if cell.scenario else "")
+        marks.append(pytest.mark.benchmark(group=group, timer=SAMPLE_CLOCK))
         # The parameter is the cell's id, so pytest-benchmark's `params` serialise (`--group-by param:cell`).
         params.append(pytest.param(cell.id, id=cell.id, marks=marks))
     metafunc.parametrize("cell", params, indirect=True)

@@ -21,6 +21,9 @@ from genrec_bench.matrices.errors import BackendError
 
 MAX_IN_FLIGHT = 256
 CONNECT_TIMEOUT_S = 30.0
+# A request not answered by then fails (and so completes its samples): a server that hangs without dying must
+# not leave LoadGen waiting for ever.
+REQUEST_TIMEOUT_S = 120.0
 
 
 class ServedSUT:
@@ -69,7 +72,8 @@ class ServedSUT:
     async def _infer(self, indices: list[int]):
         inputs, outputs = self._request(indices)
         async with self._gate:
-            result = await self.client.infer(self.target.model, inputs, outputs=outputs)
+            result = await asyncio.wait_for(self.client.infer(self.target.model, inputs, outputs=outputs),
+                                            REQUEST_TIMEOUT_S)
         scores_name, items_name = self.target.outputs
         return self.session.fetch((result.as_numpy(scores_name), result.as_numpy(items_name)))
 

@@ -1,6 +1,7 @@
 """The `scenario:` section and the `scenario` axis: defaults, a full section, ids that read like the cell, and one
 MatrixError naming file, line and field for every kind of mistake."""
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +109,14 @@ def test_bad_section_is_one_clear_line(tmp_path, name, text, line, field, words)
     assert "\n" not in message and words in message, message
     assert (err.line, err.field) == (line, field), message
     assert message.startswith(f"{tmp_path / 'm.yaml'}:{line}: {field}: ")
+
+
+@pytest.mark.parametrize("name", ["loadgen.yaml", "loadgen-h100.yaml", "smoke.yaml"])
+def test_shipped_scenario_matrices_load(name):
+    from genrec_bench.bench.plan import known
+
+    path = Path(__file__).resolve().parents[2] / "matrices" / name
+    matrix = load_matrix(str(path), known())
+    scenario_cells = [cell for cell, reason in matrix.cells(known()) if cell.scenario and reason is None]
+    assert scenario_cells and all(cell.id.endswith(f"-{cell.scenario}") for cell in scenario_cells)
+    assert "scenario" in matrix.sections
