@@ -24,7 +24,7 @@ from pathlib import Path
 from genrec_bench.bench.loadgen import INSTALL_HINT, accuracy, logs
 from genrec_bench.bench.loadgen.peak import find_peak
 from genrec_bench.bench.loadgen.qsl import library
-from genrec_bench.bench.loadgen.settings import Calibration, requested, to_test_settings
+from genrec_bench.bench.loadgen.settings import SERVER_START, Calibration, requested, to_test_settings
 from genrec_bench.bench.loadgen.sut_batcher import BatcherSUT, default_buckets
 from genrec_bench.bench.loadgen.sut_served import ServedSUT
 from genrec_bench.bench.oracle import Numerics
@@ -220,7 +220,7 @@ def _peak(loadgen, spec, cal, sut_kind, count, folder, record):
                                  "completed_samples_per_s": result["samples_per_s"],
                                  "latency_ms_at_percentile": _at_percentile(result), "log_dir": str(run)}
 
-    start = min(max(spec.server.target_qps or cal.capacity * 0.5, peak.min_qps), peak.max_qps)
+    start = min(max(spec.server.target_qps or cal.capacity * SERVER_START, peak.min_qps), peak.max_qps)
     search = find_peak(probe, start=start, growth=peak.growth, tolerance=peak.tolerance,
                        max_probes=peak.max_probes, min_qps=peak.min_qps, max_qps=peak.max_qps)
     record["peak"] = search | {"latency_bound_ms": spec.server.latency_bound_ms,
