@@ -139,9 +139,9 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
     if spec.accuracy:
         qsl.reference()  # the fp32 reference of every sample, before anything is measured
     folder = LogFolder(context.results_path if context else None, cell.id)
-    sut = make_sut(session, cell, qsl, spec)
-    loadgen = None
+    sut = loadgen = None
     try:
+        sut = make_sut(session, cell, qsl, spec)  # compiles / captures the batcher's buckets
         cal = calibrate(sut, cell, spec)
         loadgen = LoadGenSession(lg, sut, qsl.count)
         record = {"name": cell.scenario, "sut": sut.describe(), "calibration": cal.as_dict(),
@@ -165,7 +165,8 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
     finally:
         if loadgen is not None:
             loadgen.close()
-        sut.close()
+        if sut is not None:
+            sut.close()
         folder.finish()
     samples_ms = done.latencies_ms()
     if not samples_ms:
