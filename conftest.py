@@ -129,9 +129,13 @@ def _plan(config):
         from genrec_bench.matrices import HarnessError
 
         try:
+            results = config.getoption("benchmark_json", None)  # a path, or an open file before 5.3
+            if results is not None and not isinstance(results, (str, os.PathLike)):
+                results = results.name
             config.stash[PLAN] = plan(config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX),
                                       backends=config.getoption("--matrix-backends"),
-                                      triton_url=config.getoption("--triton-url"))
+                                      triton_url=config.getoption("--triton-url"),
+                                      results_path=str(Path(results).resolve()) if results else None)
         except HarnessError as err:
             config.stash[PLAN_ERROR] = str(err)
     return config.stash.get(PLAN, None)
@@ -161,8 +165,9 @@ def pytest_generate_tests(metafunc):
         cell = item.cell
         marks = [pytest.mark.skip(reason=item.skip)] if item.skip else []
         # timer=SAMPLE_CLOCK: pytest-benchmark's stats are the cell's own samples (see bench/timing.py).
-        marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}",
-                                           timer=SAMPLE_CLOCK))
+        # A scenario cell's samples are per-sample latencies under load: a group of their own.
+        group = f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}" + (f"-{cell.scenario}" if cell.scenario else "")
+        marks.append(pytest.mark.benchmark(group=group, timer=SAMPLE_CLOCK))
         # The parameter is the cell's id, so pytest-benchmark's `params` serialise (`--group-by param:cell`).
         params.append(pytest.param(cell.id, id=cell.id, marks=marks))
     metafunc.parametrize("cell", params, indirect=True)

@@ -26,11 +26,13 @@ TIMERS = ("cuda_event", "sync_clock", "host_clock")
 class RunContext:
     """What a run tells its backends: the matrix (timing, tolerances, sections such as `serving:`), the runnable
     cells of the run (`peers`: a backend that builds shape-specialised engines sizes them to their range), and
-    options of the run (`triton_url`: a running Triton server to use instead of starting one)."""
+    options of the run (`triton_url`: a running Triton server to use instead of starting one; `results_path`:
+    the run's --benchmark-json, beside which cells keep raw files such as LoadGen's logs)."""
 
     matrix: Matrix | None = None
     peers: tuple[Cell, ...] = ()
     triton_url: str | None = None
+    results_path: str | None = None
 
     def section(self, name: str, default: Any = None) -> Any:
         """A parsed top-level section of the matrix (e.g. `serving`), or `default` when it has none."""
@@ -58,6 +60,18 @@ class ServedTarget:
     alive: Callable[[], bool]
     log_tail: Callable[[int], str]
     cross_check: Callable[[list[int], Any], dict] | None = None  # perf_analyzer at the same levels, if any
+    # The request's input arrays for any drawn users (scenario cells send varying users), if it can build them.
+    request_arrays: Callable[[dict], dict] | None = None
+
+
+@dataclass(frozen=True)
+class BucketRunner:
+    """A runner of one fixed input shape whose inputs can be replaced: `load(drawn)` puts new users of the same
+    shape in place (outside any timing), `run()` runs whatever was loaded last. Scenario cells (bench/loadgen/)
+    run LoadGen's varying batches through one of these per batch-size bucket."""
+
+    load: Callable[[dict[str, torch.Tensor]], None]
+    run: Callable[[], Any]
 
 
 class Session(abc.ABC):
@@ -78,6 +92,17 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def runner(self, drawn: dict[str, torch.Tensor]) -> Callable[[], Any]:
         """Move `drawn` inputs where they need to be and return the closure to time (setup stays out of it)."""
+
+    def bucket_runner(self, drawn: dict[str, torch.Tensor]) -> BucketRunner:
+        """A BucketRunner first loaded with `drawn`. This default builds a fresh `runner()` on every load, which
+        suits sessions whose runner is cheap to build; shape-specialised sessions (CUDA graphs) override it to
+        copy new inputs into the buffers their closure reads."""
+        current = [self.runner(drawn)]
+
+        def load(new):
+            current[0] = self.runner(new)
+
+        return BucketRunner(load=load, run=lambda: current[0]())
 
     def fetch(self, result: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """The closure's result as CPU (scores, items) tensors for the oracle; never called inside timing."""

@@ -11,11 +11,12 @@ import copy
 
 import torch
 
-from genrec_bench.backends.base import Backend, Session
+from genrec_bench.backends.base import Backend, BucketRunner, Session
 from genrec_bench.backends.registry import register_backend
 from genrec_bench.matrices.cells import Cell
+from genrec_bench.matrices.errors import BackendError
 from genrec_bench.models.inputs import phase_inputs
-from genrec_bench.models.recommender import PhaseModule
+from genrec_bench.models.recommender import PHASE_INPUTS, PhaseModule
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -29,10 +30,32 @@ class TorchSession(Session):
         # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would run.
         self.forward = torch.compile(module, dynamic=False) if cell.mode == "compile" else module
         self.timer = "cuda_event" if device.startswith("cuda") else "host_clock"
-        self._graph = self._captured_run = None
+        self._captured: list = []  # (graph, run) of every capture: see _capture
 
     def runner(self, drawn):
-        inputs = phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype)
+        return self._runner(phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype))
+
+    def bucket_runner(self, drawn):
+        """New users are copied into the buffers the closure reads, so one compiled graph or captured CUDA graph
+        per bucket serves every batch of that size."""
+        if self.cell.phase == "decode":
+            raise BackendError(f"{self.cell.backend} | decode inputs carry a KV cache built per batch; bucket "
+                               f"runners take prefill and rank")
+        # Buffers of the bucket's own (never aliases of `drawn`), made and refilled in inference mode: on CUDA
+        # they are inference tensors, which refuse in-place updates outside it.
+        with torch.inference_mode():
+            inputs = tuple(x.clone() for x in phase_inputs(self.model, self.cell.phase, drawn, self.device,
+                                                            self.dtype))
+        names = PHASE_INPUTS[self.cell.phase]
+
+        @torch.inference_mode()
+        def load(new):
+            for buffer, name in zip(inputs, names):
+                buffer.copy_(new[name], non_blocking=True)
+
+        return BucketRunner(load=load, run=self._runner(inputs))
+
+    def _runner(self, inputs):
         forward = self.forward
 
         @torch.inference_mode()
@@ -57,8 +80,8 @@ class TorchSession(Session):
             static_out = run()
         # The graph reads the captured input buffers by address: they must outlive it. `run` holds them, so
         # the session keeps `run`; dropping it let the allocator hand the ids' memory to other tensors, and
-        # the next replay gathered garbage ids.
-        self._graph, self._captured_run = graph, run
+        # the next replay gathered garbage ids. Every capture is kept: a scenario cell holds one per bucket.
+        self._captured.append((graph, run))
 
         def replay():
             graph.replay()
@@ -76,7 +99,7 @@ class TorchSession(Session):
                 "compile": {"dynamic": False, "backend": "inductor"} if self.cell.mode == "compile" else None}
 
     def close(self):
-        self._graph = self._captured_run = None
+        self._captured = []
         self.model = self.forward = None
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()

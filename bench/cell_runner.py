@@ -15,8 +15,9 @@ from genrec_bench.backends import get_backend
 from genrec_bench.backends.base import RunContext
 from genrec_bench.bench.checks import RoundChecks, independent_checks
 from genrec_bench.bench.env import environment
+from genrec_bench.bench.loadgen import run_scenario
 from genrec_bench.bench.memory import MemoryProbe
-from genrec_bench.bench.oracle import Numerics, compare
+from genrec_bench.bench.oracle import Numerics, compare, worst
 from genrec_bench.bench.provenance import contradictions, provenance
 from genrec_bench.bench.record import build_record
 from genrec_bench.bench.reference_model import model_for, reference
@@ -65,13 +66,22 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
                 numerics, _ = independent_checks(session, cell, cfg, drawn, fetched, numerics, limits, draw,
                                                  INPUT_SEED)
                 return _verdict_only(cell, numerics, ran)
-            rounds = RoundChecks(session, ref, limits)
-            timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing, rounds)
-            numerics = rounds.fold(numerics)
+            if cell.scenario:  # an MLPerf LoadGen scenario instead of per-call timing (bench/loadgen/)
+                scenario = run_scenario(benchmark, session, cell, context, limits)
+                timed, extra["scenario"] = scenario.timing, scenario.record
+                if scenario.numerics is not None:
+                    numerics = worst(numerics, scenario.numerics, "LoadGen accuracy mode over every sample")
+                calls = ["the first call", "LoadGen's accuracy mode: every sample of the Query Sample Library"]
+                rate = (scenario.samples_per_s, scenario.mean_history)
+            else:
+                rounds = RoundChecks(session, ref, limits)
+                timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing, rounds)
+                numerics = rounds.fold(numerics)
+                calls = [f"every call: the first, {timed.warmup_rounds} warm-up and {timed.rounds} timed"]
+                rate = None
             try:
-                record = _record(cell, matrix, drawn, timed, probe.result(), numerics,
-                                 [f"the first call, {timed.warmup_rounds} warm-up and {timed.rounds} timed"],
-                                 ran, environment(device), {"name": cell.backend, **session.info()})
+                record = _record(cell, matrix, drawn, timed, probe.result(), numerics, calls, ran,
+                                 environment(device), {"name": cell.backend, **session.info()}, rate)
                 if on_measured is not None:
                     on_measured(record, list(timed.samples_ms))
                 if served is not None:
@@ -82,9 +92,8 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
             except Exception as exc:
                 _fail_after_timing(benchmark, record, f"{type(exc).__name__}: {exc}")
                 raise
-    record = _record(cell, matrix, drawn, timed, probe.result(), numerics,
-                     [f"every call: the first, {timed.warmup_rounds} warm-up and {timed.rounds} timed", *looks],
-                     ran, environment(device), record["backend"], **extra)
+    record = _record(cell, matrix, drawn, timed, probe.result(), numerics, calls + looks, ran, environment(device),
+                     record["backend"], rate, **extra)
     _judge_labels(cell, record, numerics, ran, matrix.tolerance)
     benchmark.extra_info.update(record)
     if not record["numerics"]["passed"]:
@@ -94,18 +103,21 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
 
 
 def _record(cell: Cell, matrix, drawn: dict, timed: TimingResult, memory: dict, numerics: Numerics,
-            checks: list[str], ran: dict, env: dict, backend: dict, **extra) -> dict:
+            checks: list[str], ran: dict, env: dict, backend: dict, rate: tuple[float, float] | None,
+            **extra) -> dict:
+    """The record; `rate` is (sequences/s, mean history) where a scenario measured its own (LoadGen's samples/s
+    over its Query Sample Library's users) instead of one call of the cell's batch."""
     latency = latency_summary(timed.samples_ms)
     latency["p50_ci95"] = list(median_ci(timed.samples_ms))
     # The raw samples, so two runs can later be compared by a significance test and not only by medians.
     latency["samples"] = thin(timed.samples_ms, STORED_SAMPLES)
     latency["samples_stored"] = ("all" if len(latency["samples"]) == len(timed.samples_ms) else
                                  f"{len(latency['samples'])} of {len(timed.samples_ms)}, evenly spaced in time order")
+    per_second, mean_history = rate or (throughput(cell.batch, latency["p50"]), float(drawn["lengths"].float().mean()))
     return build_record(
-        cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": float(drawn["lengths"].float().mean())},
+        cell=cell.as_dict() | {"matrix": matrix.name, "mean_history": mean_history},
         latency_ms=latency,
-        throughput={"sequences_per_s": throughput(cell.batch, latency["p50"]),
-                    "history_items_per_s": throughput(int(drawn["lengths"].sum()), latency["p50"])},
+        throughput={"sequences_per_s": per_second, "history_items_per_s": per_second * mean_history},
         timer=timed.record(), memory=memory, numerics=numerics.as_dict() | {"checks": checks},
         provenance=ran, env=env, backend=backend, **extra)
 

@@ -121,6 +121,7 @@ class WorkerPool:
         worker.send({"cell": _fields(cell), "matrix": self.matrix_path, "known": _known(),
                      "backend_class": _class_path(cell.backend),
                      "peers": [_fields(c) for c in context.peers], "triton_url": context.triton_url,
+                     "results_path": context.results_path,
                      "benchmark_disabled": benchmark_disabled, "timeout_s": timeout})
         deadline = time.monotonic() + timeout
         measured = WorkerOutcome("crashed")

@@ -48,7 +48,8 @@ class Numerics:
         return out
 
 
-def _failed(reference: str, tolerance: dict, message: str, worst_row: int = -1) -> Numerics:
+def failed(reference: str, tolerance: dict, message: str, worst_row: int = -1) -> Numerics:
+    """A verdict that failed before anything could be measured (no output, a shape, a non-finite score)."""
     nan = float("nan")
     return Numerics(reference, nan, nan, nan, 0.0, 0.0, worst_row, nan, dict(tolerance), False, message)
 
@@ -60,15 +61,15 @@ def compare(ref: Reference, scores: torch.Tensor, items: torch.Tensor, tolerance
     k = scores.shape[1] if scores.dim() == 2 else -1
     if scores.dim() != 2 or scores.shape != items.shape or ref.scores.shape[0] != scores.shape[0] \
             or ref.scores.shape[1] < k:
-        return _failed(reference, tolerance, f"output shapes do not line up: scores {tuple(scores.shape)}, items "
+        return failed(reference, tolerance, f"output shapes do not line up: scores {tuple(scores.shape)}, items "
                                              f"{tuple(items.shape)}, reference {tuple(ref.scores.shape)}")
     scores, items = scores.detach().double(), items.detach().long()
     if not torch.isfinite(scores).all():
         bad = int((~torch.isfinite(scores)).sum())
-        return _failed(reference, tolerance, f"{bad} non-finite scores in the cell's output")
+        return failed(reference, tolerance, f"{bad} non-finite scores in the cell's output")
     invalid = _invalid_rows(ref, scores, items)
     if invalid:
-        return _failed(reference, tolerance, invalid[1], invalid[0])
+        return failed(reference, tolerance, invalid[1], invalid[0])
     top_ref = ref.scores[:, :k].double()
     scale = float(top_ref.abs().max()) if top_ref.numel() else 0.0
     scale = scale if scale > 0 else 1.0

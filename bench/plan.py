@@ -14,6 +14,7 @@ import torch
 
 from genrec_bench.backends import backend_modes, backend_names, get_backend, load_entry_points
 from genrec_bench.backends.base import RunContext
+from genrec_bench.bench.loadgen import scenario_skip
 from genrec_bench.kernels import KERNELS, kernel_availability
 from genrec_bench.matrices import Cell, HarnessError, Known, Matrix, load_matrix
 from genrec_bench.models import presets
@@ -64,8 +65,10 @@ def backend_filter(patterns: str | None):
     return lambda name: not wanted or any(fnmatch.fnmatchcase(name, p) for p in wanted)
 
 
-def plan(path: str, *, backends: str | None = None, triton_url: str | None = None) -> Plan:
-    """Load and validate the matrix at `path` and plan its cells; raises HarnessError (one line) on a mistake."""
+def plan(path: str, *, backends: str | None = None, triton_url: str | None = None,
+         results_path: str | None = None) -> Plan:
+    """Load and validate the matrix at `path` and plan its cells; raises HarnessError (one line) on a mistake.
+    `results_path` (the run's --benchmark-json) tells cells where raw files they keep go."""
     what = known()
     matrix = load_matrix(path, what)
     keep = backend_filter(backends)
@@ -85,7 +88,8 @@ def plan(path: str, *, backends: str | None = None, triton_url: str | None = Non
         problem = url_problem(triton_url)  # asked once, for every Triton cell of the run
         if problem:
             raise HarnessError(f"--triton-url {triton_url}: {problem}")
-    return Plan(matrix, tuple(planned), RunContext(matrix=matrix, peers=runnable, triton_url=triton_url))
+    return Plan(matrix, tuple(planned), RunContext(matrix=matrix, peers=runnable, triton_url=triton_url,
+                                                   results_path=results_path))
 
 
 def _availability(name: str, context: RunContext) -> tuple[bool, str, str]:
@@ -112,4 +116,6 @@ def _skip_reason(cell: Cell, ok: bool, why: str, device: str) -> str | None:
     limit = presets()[cell.model].max_seq_len
     if cell.seq_len > limit:
         return f"seq_len {cell.seq_len} exceeds {cell.model}'s max_seq_len {limit}"
+    if cell.scenario:  # LoadGen installed, a phase and mode scenarios run (bench/loadgen/)
+        return scenario_skip(cell)
     return None

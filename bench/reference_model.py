@@ -8,7 +8,7 @@ check each returned item against its own score, not only the set of items.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -45,6 +45,24 @@ class Reference:
     candidate_scores: tuple | None  # rank: per row {item: score} over the row's candidates
     candidate_counts: tuple | None  # rank: per row Counter of the candidates (a candidate may repeat)
 
+    def rows(self, index: torch.Tensor) -> Reference:
+        """The reference of the users at `index` only."""
+        picked = index.tolist()
+        return Reference(self.phase, self.scores[index], self.items[index], self.num_items,
+                         None if self.state is None else self.state[index], self.table,
+                         None if self.candidate_scores is None else tuple(self.candidate_scores[i] for i in picked),
+                         None if self.candidate_counts is None else tuple(self.candidate_counts[i] for i in picked))
+
+    @staticmethod
+    def concat(parts: list[Reference]) -> Reference:
+        """One reference of the users of `parts`, in order (a library's reference is computed in chunks)."""
+        first = parts[0]
+        joined = lambda attr: None if getattr(first, attr) is None else sum(  # noqa: E731
+            (tuple(getattr(p, attr)) for p in parts), ())
+        return Reference(first.phase, torch.cat([p.scores for p in parts]), torch.cat([p.items for p in parts]),
+                         first.num_items, None if first.state is None else torch.cat([p.state for p in parts]),
+                         first.table, joined("candidate_scores"), joined("candidate_counts"))
+
     @property
     def repeats_allowed(self) -> bool:
         """Rank scores candidates, which may repeat an item; a catalogue top-k never repeats one."""
@@ -66,17 +84,22 @@ class Reference:
         return scores.masked_fill(~valid, float("nan")), valid
 
 
-_last: dict = {}
+_recent: OrderedDict = OrderedDict()
+RECENT_REFERENCES = 4
 
 
 def reference(name: str, phase: str, drawn: dict) -> Reference:
-    """The reference of `drawn` inputs. The last one is kept: the matrix runs all cells of one shape in a row,
-    and at GPU scale the CPU reference costs more than the cells it checks."""
+    """The reference of `drawn` inputs. The last few are kept: the matrix runs all cells of one shape in a row,
+    each needing the reference of its inputs, of a second input set and (decode) of the longer history, and at
+    GPU scale the CPU reference costs more than the cells it checks."""
     key = (name, phase, tuple((k, tuple(v.shape), hash(v.numpy().tobytes())) for k, v in sorted(drawn.items())))
-    if key not in _last:
-        _last.clear()
-        _last[key] = _compute(name, phase, drawn)
-    return _last[key]
+    if key in _recent:
+        _recent.move_to_end(key)
+    else:
+        _recent[key] = _compute(name, phase, drawn)
+        while len(_recent) > RECENT_REFERENCES:
+            _recent.popitem(last=False)
+    return _recent[key]
 
 
 def _compute(name: str, phase: str, drawn: dict) -> Reference:

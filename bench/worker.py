@@ -68,7 +68,8 @@ def _run(job: dict, pipe) -> dict:
     known = Known(backends={k: tuple(v) for k, v in job["known"]["backends"].items()},
                   models=tuple(job["known"]["models"]), kernels=tuple(job["known"]["kernels"]))
     matrix = load_matrix(job["matrix"], known)
-    context = RunContext(matrix=matrix, peers=tuple(Cell(**c) for c in job["peers"]), triton_url=job["triton_url"])
+    context = RunContext(matrix=matrix, peers=tuple(Cell(**c) for c in job["peers"]), triton_url=job["triton_url"],
+                         results_path=job.get("results_path"))
     cell = Cell(**job["cell"])
     bench = WorkerBenchmark(job["benchmark_disabled"])
 

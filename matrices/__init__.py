@@ -1,5 +1,8 @@
 """Matrix files: YAML axes → validated, frozen cells (the first stage of the data flow)."""
-from genrec_bench.matrices import serving  # noqa: F401  (registers the `serving:` section parser)
+from genrec_bench.matrices import (  # noqa: F401  (each registers its section parser)
+    scenario,  # `scenario:`
+    serving,  # `serving:`
+)
 from genrec_bench.matrices.cells import PHASES, PRECISIONS, Cell
 from genrec_bench.matrices.errors import BackendUnavailable, HarnessError, MatrixError
 from genrec_bench.matrices.loader import Known, Matrix, Rule, Timing, load_matrix

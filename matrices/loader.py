@@ -12,11 +12,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from genrec_bench.matrices.cells import AXES, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
+from genrec_bench.matrices.cells import (
+    AXES,
+    DEFAULT_KERNEL,
+    DEFAULT_MODE,
+    DEFAULT_SCENARIO,
+    PHASES,
+    PRECISIONS,
+    SCENARIOS,
+    Cell,
+)
 from genrec_bench.matrices.errors import MatrixError
 from genrec_bench.matrices.yaml_lines import LineDict, LineList, load_yaml
 
 SIZE_AXES = ("batch", "seq_len")
+# The scenario axis spells the per-call cell (Cell.scenario == "") as `none`.
+NO_SCENARIO = "none"
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,7 @@ class Matrix:
 
 # Cells that share inputs and a reference (model, phase, shape) are generated next to each other, so the
 # oracle's fp32 reference is computed once for all backends, modes and precisions of a shape.
-RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision")
+RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision", "scenario")
 
 
 def _product(axes: Mapping[str, tuple], known: Known):
@@ -132,7 +143,7 @@ def load_matrix(path: str, known: Known) -> Matrix:
         exclude=exclude,
         timing=_timing(path, doc.get("timing"), doc.lines.get("timing", doc.line)),
         tolerance=_tolerance(path, doc.get("tolerance"), doc.lines.get("tolerance", doc.line)),
-        sections={k: parse(path, doc[k]) for k, parse in SECTION_PARSERS.items() if k in doc},
+        sections={k: _section(path, doc, k, parse) for k, parse in SECTION_PARSERS.items() if k in doc},
         isolation=isolation,
     )
     cells = matrix.cells(known)
@@ -166,6 +177,16 @@ def _idle_rules(matrix: Matrix, known: Known) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _section(path: str, doc: LineDict, key: str, parse: Callable[[str, Any], Any]) -> Any:
+    try:
+        return parse(path, doc[key])
+    except MatrixError as err:
+        if err.line is not None:
+            raise
+        # A scalar in place of the section's mapping carries no line of its own: its key's line is where it is.
+        raise MatrixError(path, doc.lines[key], err.field, err.message) from None
+
+
 def _no_unknown_keys(path: str, node: LineDict, allowed: tuple, prefix: str) -> None:
     for key in node:
         if key not in allowed:
@@ -184,7 +205,7 @@ def _axes(path: str, node: Any, known: Known) -> dict[str, tuple]:
     if not isinstance(node, LineDict):
         raise MatrixError(path, getattr(node, "line", None), "axes", "must be a mapping of axis name → list")
     _no_unknown_keys(path, node, AXES, "axes.")
-    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,)}
+    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,), "scenario": (DEFAULT_SCENARIO,)}
     for axis in AXES:
         if axis not in node:
             if axis in axes:
@@ -211,12 +232,14 @@ def _axis_values(path: str, node: LineDict, axis: str, known: Known, where: str,
         if value in seen:
             raise MatrixError(path, item_line, f"{where}[{i}]", f"{value!r} is listed twice; list it once")
         seen.add(value)
+    if axis == "scenario":
+        return tuple(DEFAULT_SCENARIO if v == NO_SCENARIO else v for v in items)
     return tuple(items)
 
 
 def _example(axis: str) -> str:
     return {"batch": "1, 8", "seq_len": "32", "precision": "fp32", "phase": "prefill", "backend": "torch-cpu",
-            "model": "tiny", "mode": "eager", "kernel": "torch"}[axis]
+            "model": "tiny", "mode": "eager", "kernel": "torch", "scenario": "none, server"}[axis]
 
 
 def _check_value(path, line, where, axis, value, known: Known) -> None:
@@ -236,6 +259,7 @@ def _check_value(path, line, where, axis, value, known: Known) -> None:
         "phase": PHASES,
         "kernel": known.kernels,
         "mode": tuple(sorted({m for modes in known.backends.values() for m in modes})),
+        "scenario": (NO_SCENARIO, *SCENARIOS),
     }[axis]
     if not isinstance(value, str):
         raise MatrixError(path, line, where, f"must be a string, got {value!r}; one of: {', '.join(choices)}")

@@ -96,6 +96,7 @@ class TritonSession(Session):
 
     def served_target(self) -> ServedTarget:
         from genrec_bench.backends.triton_server import metrics
+        from genrec_bench.backends.triton_server.client import request_arrays
 
         control, stats_models = self.server.control, tuple(self.models.load_order)
         metrics_url, batching_model = self.server.endpoints.metrics, self.models.prefix + "_genrec"
@@ -111,7 +112,8 @@ class TritonSession(Session):
             name=self.name, protocol=self.protocol, url=self.url, model=self.models.entry,
             outputs=self.models.outputs, inputs_path=str(self.workdir / "request.npz"), batch=self.cell.batch,
             load_generator=str(LOAD_PROCESS), snapshot=snapshot, window=window, alive=self.server.alive,
-            log_tail=self.server.log_tail, cross_check=self._perf_analyzer)
+            log_tail=self.server.log_tail, cross_check=self._perf_analyzer,
+            request_arrays=lambda drawn: request_arrays(self.spec.target, drawn, self.cell.phase))
 
     def _perf_analyzer(self, levels, spec) -> dict:
         from genrec_bench.backends.triton_server import perf_analyzer
