@@ -9,8 +9,8 @@ from genrec_bench.backends.base import Session
 from genrec_bench.bench.loadgen.qsl import library
 from genrec_bench.bench.loadgen.sut_batcher import BatcherSUT, default_buckets
 from genrec_bench.bench.oracle import compare
-from genrec_bench.bench.tolerances import limits_for
 from genrec_bench.bench.reference_model import model_for
+from genrec_bench.bench.tolerances import limits_for
 from genrec_bench.matrices import Cell
 
 
