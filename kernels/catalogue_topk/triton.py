@@ -1,0 +1,241 @@
+"""Triton kernels of the full-catalogue top-k: scores tile by tile, never the [B, N] matrix.
+
+Two launches:
+
+1. ``catalogue_filter_kernel``: program (row block, split) computes S = states·tileᵀ for its rows over every
+   ``splits``-th item tile of BLOCK_N items, on the tensor cores in fp32. Each row keeps a candidate buffer of
+   CAPS slots in global scratch (L2-resident, its own region, so no atomics) and a threshold τ: items scoring
+   ≥ τ are appended. When a buffer would overflow, the program sorts its rows' buffers, keeps each row's best
+   k and raises τ to the k-th of them, so τ always lower-bounds the k-th score of what the program has seen:
+   nothing it drops can be in the row's top k, and after the first few tiles few items pass.
+2. ``catalogue_merge_kernel``: one program per row merges the splits' candidates (sort of its best so far
+   joined with the next region) and writes the top k.
+
+Candidates are int64 keys: the fp32 score's bits made order-preserving in the high word, 2^31 − 1 − item in the
+low word, so one integer sort orders by score and breaks ties towards the lower item id.
+
+Imported only on the kernel='triton' path (kernels.catalogue_topk imports it lazily).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+import triton
+import triton.language as tl
+
+from .._triton import check_device, interpreting
+from .bitonic import merge_descending, sort_descending
+
+def _start_without_threshold(nargs: dict) -> None:
+    """Config pre-hook: every run, autotuning's timed ones included, starts from a shared τ of −inf (a τ left
+    by an earlier run on the same inputs would still be correct, but would time a head start)."""
+    nargs["shared_tau_ptr"].fill_(-float("inf"))
+
+
+def _configs(shapes) -> list:
+    return [triton.Config({"BLOCK_M": m, "BLOCK_N": n, "BLOCK_K": kk}, num_warps=w, num_stages=s,
+                          pre_hook=_start_without_threshold) for m, n, kk, w, s in shapes]
+
+
+GPU_CONFIGS = _configs(((128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3), (64, 64, 64, 4, 4)))
+# One small config in the interpreter (it cannot benchmark), so fuzz cases cross many tiles and compactions.
+INTERPRETER_CONFIGS = _configs(((16, 16, 16, 4, 1),))
+CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
+SWEEP_CONFIGS = _configs((
+    (128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 128, 8, 2), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3),
+    (128, 64, 64, 8, 3), (64, 64, 64, 4, 4), (256, 64, 64, 8, 3), (64, 256, 64, 8, 3),
+))
+
+_MIN_KEY = -(2**63)  # sorts after every real candidate
+_ITEM_BITS = 2**31 - 1
+
+
+@triton.jit
+def _pack(scores, items):
+    """Order-preserving int64 keys of fp32 scores [M, N] and int32 item ids [N]."""
+    bits = scores.to(tl.int32, bitcast=True)
+    ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: flip the magnitude bits
+    return (ordered.to(tl.int64) << 32) | (_ITEM_BITS - items).to(tl.int64)[None, :]
+
+
+@triton.jit
+def _score(keys):
+    """fp32 score of int64 keys (the inverse of the high word of ``_pack``)."""
+    high = (keys >> 32).to(tl.int32)
+    return (high ^ ((high >> 31) & 0x7FFFFFFF)).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _item(keys):
+    return _ITEM_BITS - (keys & 0x7FFFFFFF).to(tl.int32)
+
+
+@triton.jit
+def _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split, splits, batch, k,
+             BLOCK_M: tl.constexpr, CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, SORT_ROWS: tl.constexpr):
+    """Sort each row's candidates, keep its best k, raise its τ to the k-th and publish it; returns the new
+    (count, tau) [BLOCK_M].
+
+    Register tensors cannot be sliced, so rows are sorted SORT_ROWS at a time with count and τ passed through
+    scratch; the barriers order those global writes and reads between the program's threads.
+    """
+    rows = row0 + tl.arange(0, BLOCK_M)
+    region = rows.to(tl.int64) * splits + split
+    tl.store(counts_ptr + region, count)
+    tl.store(taus_ptr + region, tau)
+    tl.debug_barrier()
+    slots = tl.arange(0, CAPS)
+    for r0 in range(0, BLOCK_M, SORT_ROWS):
+        sub = (row0 + r0 + tl.arange(0, SORT_ROWS)).to(tl.int64) * splits + split
+        c = tl.load(counts_ptr + sub)
+        t = tl.load(taus_ptr + sub)
+        at = keys_ptr + sub[:, None] * CAPS + slots[None, :]
+        keys = tl.load(at, mask=slots[None, :] < c[:, None], other=_MIN_KEY)
+        keys = sort_descending(keys, SORT_ROWS, CAPS, LOG_CAPS)
+        tl.store(at, keys)
+        kth = tl.max(tl.where(slots[None, :] == k - 1, keys, _MIN_KEY), axis=1)
+        tl.store(taus_ptr + sub, tl.where(c >= k, tl.maximum(t, _score(kth)), t))
+        tl.store(counts_ptr + sub, tl.minimum(c, k))
+    tl.debug_barrier()
+    count = tl.load(counts_ptr + region)
+    tau = tl.load(taus_ptr + region)
+    # Any program's k-th best bounds the row's k-th best from below: share it, so all programs filter harder.
+    tl.atomic_max(shared_tau_ptr + rows, tau, mask=rows < batch, sem="relaxed")
+    return count, tau
+
+
+@triton.jit(do_not_specialize=["batch", "items", "k", "batch_bucket", "dim_bucket"])
+def catalogue_filter_kernel(
+    states_ptr, table_ptr, keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr,
+    batch, items, dim, k, stride_s, stride_t,
+    batch_bucket, dim_bucket,  # only autotune keys
+    CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+):
+    """Each row's best k among the items of every splits-th tile, sorted, in its region; see the module doc."""
+    row0 = tl.program_id(0) * BLOCK_M
+    split = tl.program_id(1)
+    splits = tl.num_programs(1)
+    rows = row0 + tl.arange(0, BLOCK_M)
+    row_ok = rows < batch
+    region = rows.to(tl.int64) * splits + split
+    count = tl.zeros((BLOCK_M,), dtype=tl.int32)
+    tau = tl.where(row_ok, -float("inf"), float("inf"))  # rows past the batch never take a candidate
+    sort_rows: tl.constexpr = min(BLOCK_M, max(1, 4096 // CAPS))
+    ks = tl.arange(0, BLOCK_K)
+    for tile in range(split, tl.cdiv(items - 1, BLOCK_N), splits):
+        tau = tl.maximum(tau, tl.load(shared_tau_ptr + rows, mask=row_ok, other=float("inf")))
+        cols = 1 + tile * BLOCK_N + tl.arange(0, BLOCK_N)  # item ids; row 0 of the table is padding
+        col_ok = cols < items
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k0 in range(0, dim, BLOCK_K):
+            kk = k0 + ks
+            a = tl.load(states_ptr + rows[:, None] * stride_s + kk[None, :],
+                        mask=row_ok[:, None] & (kk < dim)[None, :], other=0.0)
+            b = tl.load(table_ptr + cols.to(tl.int64)[:, None] * stride_t + kk[None, :],
+                        mask=col_ok[:, None] & (kk < dim)[None, :], other=0.0)
+            if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
+                a = a.to(tl.float32)
+                b = b.to(tl.float32)
+            acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
+        passing = col_ok[None, :] & (acc >= tau[:, None])
+        taken = tl.sum(passing.to(tl.int32), axis=1)
+        if tl.max(taken, axis=0) > 0:
+            if tl.max(count + taken, axis=0) > CAPS:
+                count, tau = _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
+                                      splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, sort_rows)
+                passing = col_ok[None, :] & (acc >= tau[:, None])
+                taken = tl.sum(passing.to(tl.int32), axis=1)
+            slot = count[:, None] + tl.cumsum(passing.to(tl.int32), axis=1) - 1
+            tl.store(keys_ptr + region[:, None] * CAPS + slot, _pack(acc, cols), mask=passing)
+            count += taken
+    # Leave each region sorted with at most k candidates: the merge reads its first k slots.
+    _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split, splits, batch, k,
+             BLOCK_M, CAPS, LOG_CAPS, sort_rows)
+
+
+@triton.jit(do_not_specialize=["splits", "k"])
+def catalogue_merge_kernel(keys_ptr, counts_ptr, scores_ptr, items_ptr, splits, k, stride_out,
+                           CAPS: tl.constexpr, K_OUT: tl.constexpr, LOG_K_OUT: tl.constexpr):
+    """Top k of one row over its splits' regions (each sorted, ≤ k), best first, ties to the lower item id."""
+    row = tl.program_id(0).to(tl.int64)
+    out = tl.arange(0, K_OUT)
+    best = tl.full((1, K_OUT), _MIN_KEY, dtype=tl.int64)
+    for split in range(0, splits):
+        region = row * splits + split
+        count = tl.load(counts_ptr + region)
+        if count > 0:
+            # Read the region backwards (ascending): the elementwise max of a descending and an ascending run
+            # holds the top K_OUT of both and is bitonic, so a merge (not a full sort) orders it.
+            rev = K_OUT - 1 - out
+            new = tl.load(keys_ptr + region * CAPS + rev, mask=rev < count, other=_MIN_KEY)
+            best = merge_descending(tl.maximum(best, new[None, :]), 1, K_OUT, LOG_K_OUT)
+    top = tl.reshape(best, (K_OUT,))
+    tl.store(scores_ptr + row * stride_out + out, _score(top).to(scores_ptr.dtype.element_ty), mask=out < k)
+    tl.store(items_ptr + row * stride_out + out, _item(top).to(tl.int64), mask=out < k)
+
+
+catalogue_filter_autotuned = triton.autotune(
+    configs=CONFIGS, key=["batch_bucket", "dim_bucket", "CAPS"]
+)(catalogue_filter_kernel)
+
+
+@functools.lru_cache(maxsize=8)
+def _multiprocessors(device_index: int) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def _splits(batch: int, num_items: int, block_n: int, device: torch.device) -> int:
+    """Item splits per row block: about two programs per SM (row blocks counted at 128 rows), at most a tile each."""
+    tiles = max(1, triton.cdiv(num_items - 1, block_n))
+    if device.type != "cuda":
+        return min(tiles, 3)  # the interpreter: a few splits, so the merge is exercised
+    return max(1, min(tiles, (2 * _multiprocessors(device.index or 0)) // triton.cdiv(batch, 128)))
+
+
+def catalogue_topk_triton(
+    states: torch.Tensor, table: torch.Tensor, k: int, *, config: dict | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Triton implementation of ``kernels.catalogue_topk.catalogue_topk`` (same contract).
+
+    ``config`` (e.g. {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 3})
+    bypasses the autotuner: for tests that check every tuned config, and for sweeps.
+    """
+    check_device("catalogue_topk", states, table)
+    batch, dim = states.shape
+    num_items = table.shape[0]
+    scores = torch.empty(batch, k, dtype=states.dtype, device=states.device)
+    items = torch.empty(batch, k, dtype=torch.int64, device=states.device)
+    if batch == 0:
+        return scores, items
+    states = states if states.stride(1) == 1 else states.contiguous()
+    table = table if table.stride(1) == 1 else table.contiguous()
+    configs = CONFIGS if config is None else [triton.Config({n: config[n] for n in ("BLOCK_M", "BLOCK_N", "BLOCK_K")})]
+    widest = max(c.kwargs["BLOCK_N"] for c in configs)
+    # Room for the k kept after a compaction plus one tile's worth of new candidates.
+    caps = triton.next_power_of_2(k + widest)
+    splits = _splits(batch, num_items, min(c.kwargs["BLOCK_N"] for c in configs), states.device)
+    padded_rows = triton.cdiv(batch, 128) * 128  # any BLOCK_M ≤ 128 that divides 128 stays inside
+    regions = padded_rows * splits
+    keys = torch.empty(regions * caps, dtype=torch.int64, device=states.device)
+    counts = torch.empty(regions, dtype=torch.int32, device=states.device)
+    taus = torch.empty(regions, dtype=torch.float32, device=states.device)
+    shared_tau = torch.empty(padded_rows, dtype=torch.float32, device=states.device)
+    if interpreting():
+        upcast, precision = True, "ieee"
+    else:
+        upcast, precision = False, ("tf32x3" if states.dtype == torch.float32 else "tf32")
+    args = (states, table, keys, counts, taus, shared_tau, batch, num_items, dim, k, states.stride(0),
+            table.stride(0), int(batch > 32), int(dim > 128))
+    params = {"CAPS": caps, "LOG_CAPS": caps.bit_length() - 1, "UPCAST": upcast, "PRECISION": precision}
+    if config is None:
+        catalogue_filter_autotuned[lambda meta: (triton.cdiv(batch, meta["BLOCK_M"]), splits)](*args, **params)
+    else:
+        grid = (triton.cdiv(batch, config["BLOCK_M"]), splits)
+        shared_tau.fill_(-float("inf"))
+        catalogue_filter_kernel[grid](*args, **params, **config)
+    k_out = triton.next_power_of_2(k)
+    catalogue_merge_kernel[(batch,)](keys, counts, scores, items, splits, k, k, CAPS=caps, K_OUT=k_out,
+                                     LOG_K_OUT=k_out.bit_length() - 1)
+    return scores, items

@@ -1,0 +1,137 @@
+"""Triton kernel of one HSTU decode step on the paged KV cache: append the new token, attend over the history.
+
+One program per user (or per slice of its history, SPLITS > 1). It holds the new token's q, k, v [H, dh] in
+registers, writes k and v into the cache at position ``length`` (the page table says where), and walks the
+history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through the
+page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [H, dh] += Σ_t w·v. There is no softmax,
+so partial sums of several programs simply add. The new token's own term is added by the first program from
+registers, so no program reads a row another one writes in the same launch.
+
+A decode step is one query per user: 4·dh FLOP per cached position and head against 2·H·dh·itemsize bytes
+read, so it is bound by HBM bandwidth; the tiles are sized so that each program keeps several 16-byte loads
+per thread in flight.
+
+Imported only on the kernel='triton' path (kernels.hstu_attention imports it lazily).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+from .._triton import check_device, interpreting
+from .triton import silu
+
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s)
+    for t, w, s in ((32, 4, 2), (64, 8, 2), (32, 8, 3), (16, 4, 2))
+]
+INTERPRETER_CONFIGS = [triton.Config({"BLOCK_T": 4}, num_warps=4, num_stages=1)]
+CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
+SWEEP_CONFIGS = [
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s)
+    for t, w, s in (
+        (16, 2, 2), (16, 4, 2), (32, 4, 1), (32, 4, 2), (32, 4, 3), (32, 8, 2), (64, 4, 2), (64, 8, 2),
+        (64, 8, 3), (128, 8, 2),
+    )
+]
+
+
+# layer_offset stays specialised: its divisibility by 16 is part of what keeps the row loads 16 bytes wide.
+@triton.jit(do_not_specialize=["splits_span"])
+def hstu_decode_kernel(
+    q_ptr, k_ptr, v_ptr, out_ptr, k_pages_ptr, v_pages_ptr, page_table_ptr, lengths_ptr,
+    stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, stride_ob, stride_oh,
+    stride_table, layer_offset, scale, splits_span,
+    HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr,
+    BLOCK_D: tl.constexpr, SPLITS: tl.constexpr, FAST_SILU: tl.constexpr,
+):
+    """out[b] = (Σ_{j < len} SiLU(q·k_j·scale) v_j + SiLU(q·k·scale) v) / (len + 1); cache[len] = k, v."""
+    b = tl.program_id(0)
+    split = tl.program_id(1)
+    length = tl.load(lengths_ptr + b).to(tl.int32)
+    hs = tl.arange(0, BLOCK_H)
+    ds = tl.arange(0, BLOCK_D)
+    hd_ok = (hs < HEADS)[:, None] & (ds < HEAD_DIM)[None, :]
+    q = tl.load(q_ptr + b * stride_qb + hs[:, None] * stride_qh + ds[None, :], mask=hd_ok, other=0.0)
+    q = q.to(tl.float32)
+    row_width = HEADS * HEAD_DIM  # one cached position: H·dh contiguous values
+    in_row = hs[:, None] * HEAD_DIM + ds[None, :]
+    table = page_table_ptr + b.to(tl.int64) * stride_table
+    acc = tl.zeros((BLOCK_H, BLOCK_D), dtype=tl.float32)
+    if split == 0:
+        k_new = tl.load(k_ptr + b * stride_kb + hs[:, None] * stride_kh + ds[None, :], mask=hd_ok, other=0.0)
+        v_new = tl.load(v_ptr + b * stride_vb + hs[:, None] * stride_vh + ds[None, :], mask=hd_ok, other=0.0)
+        page = tl.load(table + length // PAGE).to(tl.int64)
+        at = layer_offset + (page * PAGE + length % PAGE) * row_width + in_row
+        tl.store(k_pages_ptr + at, k_new, mask=hd_ok)
+        tl.store(v_pages_ptr + at, v_new, mask=hd_ok)
+        s_new = tl.sum(q * k_new.to(tl.float32), axis=1) * scale
+        acc += silu(s_new, FAST_SILU)[:, None] * v_new.to(tl.float32)
+    first = split * splits_span
+    last = tl.minimum(first + splits_span, length)
+    ts = tl.arange(0, BLOCK_T)
+    for t0 in range(first, last, BLOCK_T):
+        pos = t0 + ts
+        pos_ok = pos < last
+        page = tl.load(table + pos // PAGE, mask=pos_ok, other=0).to(tl.int64)
+        rows = layer_offset + (page * PAGE + pos % PAGE) * row_width  # [BLOCK_T]
+        at = rows[:, None, None] + in_row[None, :, :]
+        mask = pos_ok[:, None, None] & hd_ok[None, :, :]
+        k = tl.load(k_pages_ptr + at, mask=mask, other=0.0).to(tl.float32)
+        scores = tl.sum(k * q[None, :, :], axis=2) * scale  # [BLOCK_T, BLOCK_H]
+        w = tl.where(pos_ok[:, None], silu(scores, FAST_SILU), 0.0)
+        v = tl.load(v_pages_ptr + at, mask=mask, other=0.0).to(tl.float32)
+        acc += tl.sum(w[:, :, None] * v, axis=0)
+    out = acc / (length + 1).to(tl.float32)
+    out_at = out_ptr + b * stride_ob + hs[:, None] * stride_oh + ds[None, :]
+    if SPLITS == 1:
+        tl.store(out_at, out.to(out_ptr.dtype.element_ty), mask=hd_ok)
+    else:  # fp32 partial sums of the history slices, added into a zeroed buffer
+        tl.atomic_add(out_at, out, mask=hd_ok)
+
+
+hstu_decode_autotuned = triton.autotune(
+    configs=CONFIGS, key=["HEADS", "HEAD_DIM", "SPLITS", "FAST_SILU"], reset_to_zero=["out_ptr"]
+)(hstu_decode_kernel)
+
+
+def hstu_decode_triton(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache, v_cache, lengths: torch.Tensor, *,
+    layer: int, splits: int = 1, config: dict | None = None,
+) -> torch.Tensor:
+    """Triton implementation of ``kernels.hstu_attention.hstu_decode_attention`` (same contract).
+
+    ``splits`` > 1 cuts each user's history into that many slices, one program each, whose fp32 partial sums
+    are added atomically (more programs for small batches; one extra memset and cast). ``config`` (e.g.
+    {"BLOCK_T": 32, "num_warps": 4, "num_stages": 2}) bypasses the autotuner.
+    """
+    check_device("hstu_decode_attention", q, k, v, k_cache.pages, v_cache.pages, lengths)
+    batch, heads, head_dim = q.shape
+    out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+    if batch == 0:
+        return out
+    if k_cache.pages.stride(4) != 1 or not k_cache.pages.is_contiguous() or not v_cache.pages.is_contiguous():
+        raise ValueError("hstu_decode_attention | the cache pages must be contiguous")
+    q, k, v = (t if t.stride(2) == 1 else t.contiguous() for t in (q, k, v))
+    table = k_cache.page_table
+    capacity = table.shape[1] * k_cache.page_size  # the most positions any user can hold
+    span = triton.cdiv(capacity, splits)
+    target = out if splits == 1 else torch.zeros(q.shape, dtype=torch.float32, device=q.device)
+    args = (q, k, v, target, k_cache.pages, v_cache.pages, table, lengths,
+            q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
+            target.stride(0), target.stride(1), table.stride(0), layer * k_cache.pages.stride(0),
+            1.0 / math.sqrt(head_dim), span)
+    params = {
+        "HEADS": heads, "HEAD_DIM": head_dim, "PAGE": k_cache.page_size, "BLOCK_H": triton.next_power_of_2(heads),
+        "BLOCK_D": triton.next_power_of_2(head_dim), "SPLITS": splits,
+        "FAST_SILU": q.dtype != torch.float32 and not interpreting(),
+    }
+    grid = (batch, splits)
+    if config is None:
+        hstu_decode_autotuned[grid](*args, **params)
+    else:
+        hstu_decode_kernel[grid](*args, **params, **config)
+    return out if splits == 1 else out.copy_(target)
