@@ -27,6 +27,7 @@ import triton.language as tl
 from .._triton import check_device, interpreting
 from .bitonic import merge_descending, sort_descending
 
+
 def _start_without_threshold(nargs: dict) -> None:
     """Config pre-hook: every run, autotuning's timed ones included, starts from a shared τ of −inf (a τ left
     by an earlier run on the same inputs would still be correct, but would time a head start)."""
