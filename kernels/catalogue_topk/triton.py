@@ -4,15 +4,18 @@ Two launches:
 
 1. ``catalogue_filter_kernel``: program (row block, split) computes S = states·tileᵀ for its rows over every
    ``splits``-th item tile of BLOCK_N items, on the tensor cores in fp32. Each row keeps a candidate buffer of
-   CAPS slots in global scratch (L2-resident, its own region, so no atomics) and a threshold τ: items scoring
-   ≥ τ are appended. When a buffer would overflow, the program sorts its rows' buffers, keeps each row's best
-   k and raises τ to the k-th of them, so τ always lower-bounds the k-th score of what the program has seen:
-   nothing it drops can be in the row's top k, and after the first few tiles few items pass.
-2. ``catalogue_merge_kernel``: one program per row merges the splits' candidates (sort of its best so far
-   joined with the next region) and writes the top k.
+   CAPS slots (score, item) in global scratch (L2-resident, its own region: appends need no atomics) and a
+   threshold τ: items scoring ≥ τ are appended. When a buffer would overflow, the program sorts its rows'
+   buffers, keeps each row's best k and raises τ to the k-th of them. That τ is a lower bound of the row's
+   k-th score over the whole catalogue, so nothing below it can be in the answer; the program publishes it
+   (atomic max per row) and every program filters with the highest published τ. At the end each region is
+   left sorted, with at most k candidates.
+2. ``catalogue_merge_kernel``: one program per row folds the splits' regions into its best K_OUT: the
+   elementwise max of a descending run and an ascending one holds the top of both and is bitonic, so each
+   region costs a bitonic merge (log2 K_OUT steps), not a sort.
 
-Candidates are int64 keys: the fp32 score's bits made order-preserving in the high word, 2^31 − 1 − item in the
-low word, so one integer sort orders by score and breaks ties towards the lower item id.
+Sorting works on int64 keys: the fp32 score's bits made order-preserving in the high word, 2^31 − 1 − item in
+the low word, so one integer order ranks by score and breaks ties towards the lower item id.
 
 Imported only on the kernel='triton' path (kernels.catalogue_topk imports it lazily).
 """
@@ -39,7 +42,7 @@ def _configs(shapes) -> list:
                           pre_hook=_start_without_threshold) for m, n, kk, w, s in shapes]
 
 
-GPU_CONFIGS = _configs(((128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3), (64, 64, 64, 4, 4)))
+GPU_CONFIGS = _configs(((128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3)))
 # One small config in the interpreter (it cannot benchmark), so fuzz cases cross many tiles and compactions.
 INTERPRETER_CONFIGS = _configs(((16, 16, 16, 4, 1),))
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
@@ -54,10 +57,17 @@ _ITEM_BITS = 2**31 - 1
 
 @triton.jit
 def _pack(scores, items):
-    """Order-preserving int64 keys of fp32 scores [M, N] and int32 item ids [N]."""
+    """Order-preserving int64 keys of fp32 scores and int32 item ids (same shapes)."""
     bits = scores.to(tl.int32, bitcast=True)
     ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: flip the magnitude bits
-    return (ordered.to(tl.int64) << 32) | (_ITEM_BITS - items).to(tl.int64)[None, :]
+    return (ordered.to(tl.int64) << 32) | (_ITEM_BITS - items).to(tl.int64)
+
+
+@triton.jit
+def _load_keys(scores_at, items_at, mask):
+    """Candidates as keys, _MIN_KEY where ``mask`` is off."""
+    keys = _pack(tl.load(scores_at, mask=mask, other=0.0), tl.load(items_at, mask=mask, other=0))
+    return tl.where(mask, keys, _MIN_KEY)
 
 
 @triton.jit
@@ -73,7 +83,8 @@ def _item(keys):
 
 
 @triton.jit
-def _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split, splits, batch, k,
+def _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
+             splits, batch, k,
              BLOCK_M: tl.constexpr, CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, SORT_ROWS: tl.constexpr):
     """Sort each row's candidates, keep its best k, raise its τ to the k-th and publish it; returns the new
     (count, tau) [BLOCK_M].
@@ -91,10 +102,11 @@ def _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, s
         sub = (row0 + r0 + tl.arange(0, SORT_ROWS)).to(tl.int64) * splits + split
         c = tl.load(counts_ptr + sub)
         t = tl.load(taus_ptr + sub)
-        at = keys_ptr + sub[:, None] * CAPS + slots[None, :]
-        keys = tl.load(at, mask=slots[None, :] < c[:, None], other=_MIN_KEY)
+        at = sub[:, None] * CAPS + slots[None, :]
+        keys = _load_keys(cand_scores_ptr + at, cand_items_ptr + at, slots[None, :] < c[:, None])
         keys = sort_descending(keys, SORT_ROWS, CAPS, LOG_CAPS)
-        tl.store(at, keys)
+        tl.store(cand_scores_ptr + at, _score(keys))
+        tl.store(cand_items_ptr + at, _item(keys))
         kth = tl.max(tl.where(slots[None, :] == k - 1, keys, _MIN_KEY), axis=1)
         tl.store(taus_ptr + sub, tl.where(c >= k, tl.maximum(t, _score(kth)), t))
         tl.store(counts_ptr + sub, tl.minimum(c, k))
@@ -106,13 +118,16 @@ def _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, s
     return count, tau
 
 
-@triton.jit(do_not_specialize=["batch", "items", "k", "batch_bucket", "dim_bucket"])
+# Sizes that vary per call are not specialised on (each value class would be another compile); the strides
+# are, and EVEN_K drops the mask along d, which is what lets the operand loads be 16 bytes wide.
+@triton.jit(do_not_specialize=["batch", "items", "dim", "k", "batch_bucket"])
 def catalogue_filter_kernel(
-    states_ptr, table_ptr, keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr,
+    states_ptr, table_ptr, cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr,
     batch, items, dim, k, stride_s, stride_t,
-    batch_bucket, dim_bucket,  # only autotune keys
-    CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_K: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
+    batch_bucket,  # only an autotune key
+    CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, SORT_ROWS: tl.constexpr, BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
 ):
     """Each row's best k among the items of every splits-th tile, sorted, in its region; see the module doc."""
     row0 = tl.program_id(0) * BLOCK_M
@@ -123,7 +138,6 @@ def catalogue_filter_kernel(
     region = rows.to(tl.int64) * splits + split
     count = tl.zeros((BLOCK_M,), dtype=tl.int32)
     tau = tl.where(row_ok, -float("inf"), float("inf"))  # rows past the batch never take a candidate
-    sort_rows: tl.constexpr = min(BLOCK_M, max(1, 4096 // CAPS))
     ks = tl.arange(0, BLOCK_K)
     for tile in range(split, tl.cdiv(items - 1, BLOCK_N), splits):
         tau = tl.maximum(tau, tl.load(shared_tau_ptr + rows, mask=row_ok, other=float("inf")))
@@ -132,10 +146,11 @@ def catalogue_filter_kernel(
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for k0 in range(0, dim, BLOCK_K):
             kk = k0 + ks
+            k_ok = (kk < dim) | EVEN_K
             a = tl.load(states_ptr + rows[:, None] * stride_s + kk[None, :],
-                        mask=row_ok[:, None] & (kk < dim)[None, :], other=0.0)
+                        mask=row_ok[:, None] & k_ok[None, :], other=0.0)
             b = tl.load(table_ptr + cols.to(tl.int64)[:, None] * stride_t + kk[None, :],
-                        mask=col_ok[:, None] & (kk < dim)[None, :], other=0.0)
+                        mask=col_ok[:, None] & k_ok[None, :], other=0.0)
             if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
                 a = a.to(tl.float32)
                 b = b.to(tl.float32)
@@ -144,20 +159,22 @@ def catalogue_filter_kernel(
         taken = tl.sum(passing.to(tl.int32), axis=1)
         if tl.max(taken, axis=0) > 0:
             if tl.max(count + taken, axis=0) > CAPS:
-                count, tau = _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
-                                      splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, sort_rows)
+                count, tau = _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count,
+                                      tau, row0, split, splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, SORT_ROWS)
                 passing = col_ok[None, :] & (acc >= tau[:, None])
                 taken = tl.sum(passing.to(tl.int32), axis=1)
-            slot = count[:, None] + tl.cumsum(passing.to(tl.int32), axis=1) - 1
-            tl.store(keys_ptr + region[:, None] * CAPS + slot, _pack(acc, cols), mask=passing)
+            at = region[:, None] * CAPS + count[:, None] + tl.cumsum(passing.to(tl.int32), axis=1) - 1
+            tl.store(cand_scores_ptr + at, acc, mask=passing)
+            tl.store(cand_items_ptr + at, tl.broadcast_to(cols[None, :], (BLOCK_M, BLOCK_N)), mask=passing)
             count += taken
     # Leave each region sorted with at most k candidates: the merge reads its first k slots.
-    _compact(keys_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split, splits, batch, k,
-             BLOCK_M, CAPS, LOG_CAPS, sort_rows)
+    _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
+             splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, SORT_ROWS)
 
 
 @triton.jit(do_not_specialize=["splits", "k"])
-def catalogue_merge_kernel(keys_ptr, counts_ptr, scores_ptr, items_ptr, splits, k, stride_out,
+def catalogue_merge_kernel(cand_scores_ptr, cand_items_ptr, counts_ptr, scores_ptr, items_ptr, splits, k,
+                           stride_out,
                            CAPS: tl.constexpr, K_OUT: tl.constexpr, LOG_K_OUT: tl.constexpr):
     """Top k of one row over its splits' regions (each sorted, ≤ k), best first, ties to the lower item id."""
     row = tl.program_id(0).to(tl.int64)
@@ -170,7 +187,8 @@ def catalogue_merge_kernel(keys_ptr, counts_ptr, scores_ptr, items_ptr, splits, 
             # Read the region backwards (ascending): the elementwise max of a descending and an ascending run
             # holds the top K_OUT of both and is bitonic, so a merge (not a full sort) orders it.
             rev = K_OUT - 1 - out
-            new = tl.load(keys_ptr + region * CAPS + rev, mask=rev < count, other=_MIN_KEY)
+            at = region * CAPS + rev
+            new = _load_keys(cand_scores_ptr + at, cand_items_ptr + at, rev < count)
             best = merge_descending(tl.maximum(best, new[None, :]), 1, K_OUT, LOG_K_OUT)
     top = tl.reshape(best, (K_OUT,))
     tl.store(scores_ptr + row * stride_out + out, _score(top).to(scores_ptr.dtype.element_ty), mask=out < k)
@@ -178,7 +196,7 @@ def catalogue_merge_kernel(keys_ptr, counts_ptr, scores_ptr, items_ptr, splits, 
 
 
 catalogue_filter_autotuned = triton.autotune(
-    configs=CONFIGS, key=["batch_bucket", "dim_bucket", "CAPS"]
+    configs=CONFIGS, key=["batch_bucket", "CAPS"]
 )(catalogue_filter_kernel)
 
 
@@ -217,9 +235,11 @@ def catalogue_topk_triton(
     # Room for the k kept after a compaction plus one tile's worth of new candidates.
     caps = triton.next_power_of_2(k + widest)
     splits = _splits(batch, num_items, min(c.kwargs["BLOCK_N"] for c in configs), states.device)
-    padded_rows = triton.cdiv(batch, 128) * 128  # any BLOCK_M ≤ 128 that divides 128 stays inside
+    block_m = max(c.kwargs["BLOCK_M"] for c in configs)  # the others divide it: every row block stays inside
+    padded_rows = triton.cdiv(batch, block_m) * block_m
     regions = padded_rows * splits
-    keys = torch.empty(regions * caps, dtype=torch.int64, device=states.device)
+    cand_scores = torch.empty(regions * caps, dtype=torch.float32, device=states.device)
+    cand_items = torch.empty(regions * caps, dtype=torch.int32, device=states.device)
     counts = torch.empty(regions, dtype=torch.int32, device=states.device)
     taus = torch.empty(regions, dtype=torch.float32, device=states.device)
     shared_tau = torch.empty(padded_rows, dtype=torch.float32, device=states.device)
@@ -227,16 +247,21 @@ def catalogue_topk_triton(
         upcast, precision = True, "ieee"
     else:
         upcast, precision = False, ("tf32x3" if states.dtype == torch.float32 else "tf32")
-    args = (states, table, keys, counts, taus, shared_tau, batch, num_items, dim, k, states.stride(0),
-            table.stride(0), int(batch > 32), int(dim > 128))
-    params = {"CAPS": caps, "LOG_CAPS": caps.bit_length() - 1, "UPCAST": upcast, "PRECISION": precision}
+    args = (states, table, cand_scores, cand_items, counts, taus, shared_tau, batch, num_items, dim, k, states.stride(0),
+            table.stride(0), int(batch > 32))
+    # Compaction sorts SORT_ROWS rows at a time: 4096 keys (32 kB) spread over the program's threads.
+    sort_rows = min(min(c.kwargs["BLOCK_M"] for c in configs), max(1, 4096 // caps))
+    params = {"CAPS": caps, "LOG_CAPS": caps.bit_length() - 1, "SORT_ROWS": sort_rows, "UPCAST": upcast,
+              "PRECISION": precision,
+              "EVEN_K": all(dim % c.kwargs["BLOCK_K"] == 0 for c in configs)}
     if config is None:
         catalogue_filter_autotuned[lambda meta: (triton.cdiv(batch, meta["BLOCK_M"]), splits)](*args, **params)
     else:
         grid = (triton.cdiv(batch, config["BLOCK_M"]), splits)
         shared_tau.fill_(-float("inf"))
         catalogue_filter_kernel[grid](*args, **params, **config)
-    k_out = triton.next_power_of_2(k)
-    catalogue_merge_kernel[(batch,)](keys, counts, scores, items, splits, k, k, CAPS=caps, K_OUT=k_out,
+    # With the GPU configs (widest BLOCK_N 128, k ≤ 256) caps // 2 ≥ k: one K_OUT per caps, fewer compiles.
+    k_out = max(caps // 2, triton.next_power_of_2(k))
+    catalogue_merge_kernel[(batch,)](cand_scores, cand_items, counts, scores, items, splits, k, k, CAPS=caps, K_OUT=k_out,
                                      LOG_K_OUT=k_out.bit_length() - 1)
     return scores, items

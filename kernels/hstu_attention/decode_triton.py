@@ -25,8 +25,7 @@ from .._triton import check_device, interpreting
 from .triton import silu
 
 GPU_CONFIGS = [
-    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s)
-    for t, w, s in ((32, 4, 2), (64, 8, 2), (32, 8, 3), (16, 4, 2))
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in ((32, 4, 2), (64, 8, 2), (16, 4, 2))
 ]
 INTERPRETER_CONFIGS = [triton.Config({"BLOCK_T": 4}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
@@ -39,13 +38,15 @@ SWEEP_CONFIGS = [
 ]
 
 
-# layer_offset stays specialised: its divisibility by 16 is part of what keeps the row loads 16 bytes wide.
-@triton.jit(do_not_specialize=["splits_span"])
+# Only sizes that set the memory layout are compile-time (HEAD_DIM) or specialised (strides, layer_offset:
+# their divisibility by 16 keeps the row loads 16 bytes wide); heads and the page size vary per call without a
+# new compile (rows are heads·HEAD_DIM wide, a multiple of HEAD_DIM, which is what alignment needs).
+@triton.jit(do_not_specialize=["heads", "page_shift", "splits_span"])
 def hstu_decode_kernel(
     q_ptr, k_ptr, v_ptr, out_ptr, k_pages_ptr, v_pages_ptr, page_table_ptr, lengths_ptr,
     stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, stride_ob, stride_oh,
-    stride_table, layer_offset, scale, splits_span,
-    HEADS: tl.constexpr, HEAD_DIM: tl.constexpr, PAGE: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr,
+    stride_table, layer_offset, heads, page_shift, scale, splits_span,
+    HEAD_DIM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr,
     BLOCK_D: tl.constexpr, SPLITS: tl.constexpr, FAST_SILU: tl.constexpr,
 ):
     """out[b] = (Σ_{j < len} SiLU(q·k_j·scale) v_j + SiLU(q·k·scale) v) / (len + 1); cache[len] = k, v."""
@@ -54,18 +55,19 @@ def hstu_decode_kernel(
     length = tl.load(lengths_ptr + b).to(tl.int32)
     hs = tl.arange(0, BLOCK_H)
     ds = tl.arange(0, BLOCK_D)
-    hd_ok = (hs < HEADS)[:, None] & (ds < HEAD_DIM)[None, :]
+    hd_ok = (hs < heads)[:, None] & ((ds < HEAD_DIM) | (HEAD_DIM == BLOCK_D))[None, :]  # no mask along d
     q = tl.load(q_ptr + b * stride_qb + hs[:, None] * stride_qh + ds[None, :], mask=hd_ok, other=0.0)
     q = q.to(tl.float32)
-    row_width = HEADS * HEAD_DIM  # one cached position: H·dh contiguous values
+    row_width = heads * HEAD_DIM  # one cached position: H·dh contiguous values
     in_row = hs[:, None] * HEAD_DIM + ds[None, :]
+    page_mask = (1 << page_shift) - 1
     table = page_table_ptr + b.to(tl.int64) * stride_table
     acc = tl.zeros((BLOCK_H, BLOCK_D), dtype=tl.float32)
     if split == 0:
         k_new = tl.load(k_ptr + b * stride_kb + hs[:, None] * stride_kh + ds[None, :], mask=hd_ok, other=0.0)
         v_new = tl.load(v_ptr + b * stride_vb + hs[:, None] * stride_vh + ds[None, :], mask=hd_ok, other=0.0)
-        page = tl.load(table + length // PAGE).to(tl.int64)
-        at = layer_offset + (page * PAGE + length % PAGE) * row_width + in_row
+        page = tl.load(table + (length >> page_shift)).to(tl.int64)
+        at = layer_offset + ((page << page_shift) + (length & page_mask)) * row_width + in_row
         tl.store(k_pages_ptr + at, k_new, mask=hd_ok)
         tl.store(v_pages_ptr + at, v_new, mask=hd_ok)
         s_new = tl.sum(q * k_new.to(tl.float32), axis=1) * scale
@@ -76,8 +78,8 @@ def hstu_decode_kernel(
     for t0 in range(first, last, BLOCK_T):
         pos = t0 + ts
         pos_ok = pos < last
-        page = tl.load(table + pos // PAGE, mask=pos_ok, other=0).to(tl.int64)
-        rows = layer_offset + (page * PAGE + pos % PAGE) * row_width  # [BLOCK_T]
+        page = tl.load(table + (pos >> page_shift), mask=pos_ok, other=0).to(tl.int64)
+        rows = layer_offset + ((page << page_shift) + (pos & page_mask)) * row_width  # [BLOCK_T]
         at = rows[:, None, None] + in_row[None, :, :]
         mask = pos_ok[:, None, None] & hd_ok[None, :, :]
         k = tl.load(k_pages_ptr + at, mask=mask, other=0.0).to(tl.float32)
@@ -94,7 +96,7 @@ def hstu_decode_kernel(
 
 
 hstu_decode_autotuned = triton.autotune(
-    configs=CONFIGS, key=["HEADS", "HEAD_DIM", "SPLITS", "FAST_SILU"], reset_to_zero=["out_ptr"]
+    configs=CONFIGS, key=["HEAD_DIM", "BLOCK_H", "SPLITS", "FAST_SILU"], reset_to_zero=["out_ptr"]
 )(hstu_decode_kernel)
 
 
@@ -122,10 +124,11 @@ def hstu_decode_triton(
     target = out if splits == 1 else torch.zeros(q.shape, dtype=torch.float32, device=q.device)
     args = (q, k, v, target, k_cache.pages, v_cache.pages, table, lengths,
             q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-            target.stride(0), target.stride(1), table.stride(0), layer * k_cache.pages.stride(0),
-            1.0 / math.sqrt(head_dim), span)
+            target.stride(0), target.stride(1), table.stride(0), layer * k_cache.pages.stride(0), heads,
+            k_cache.page_size.bit_length() - 1, 1.0 / math.sqrt(head_dim), span)
     params = {
-        "HEADS": heads, "HEAD_DIM": head_dim, "PAGE": k_cache.page_size, "BLOCK_H": triton.next_power_of_2(heads),
+        # BLOCK_H of at least 8 (base's head count): fewer compiles; masked heads cost nothing to memory.
+        "HEAD_DIM": head_dim, "BLOCK_H": max(8, triton.next_power_of_2(heads)),
         "BLOCK_D": triton.next_power_of_2(head_dim), "SPLITS": splits,
         "FAST_SILU": q.dtype != torch.float32 and not interpreting(),
     }

@@ -99,7 +99,8 @@ def hstu_attention_kernel(
     rows = m0 + tl.arange(0, BLOCK_M)
     dims = tl.arange(0, BLOCK_D)
     row_ok = rows < length
-    dim_ok = dims < HEAD_DIM  # constant-folded when HEAD_DIM == BLOCK_D, which keeps loads vectorised
+    # All true (folded away) when HEAD_DIM == BLOCK_D: an unmasked head dim keeps the loads 16 bytes wide.
+    dim_ok = (dims < HEAD_DIM) | (HEAD_DIM == BLOCK_D)
     q = tl.load(q_ptr + (start + rows)[:, None] * stride_qt + h * stride_qh + dims[None, :],
                 mask=row_ok[:, None] & dim_ok[None, :], other=0.0)
     if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
