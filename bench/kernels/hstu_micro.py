@@ -91,8 +91,8 @@ def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nb
             out = fn(*inputs[0])
             if check is not None:
                 check(out, inputs[0])
-        except (AssertionError, RuntimeError) as exc:
-            print(f"{op} {name}: not timed\n{exc}", flush=True)
+        except Exception as exc:  # a wrong or failing provider (compile error, refused shape) must not end the run
+            print(f"{op} {name}: not timed\n{type(exc).__name__}: {exc}", flush=True)
             records.append({"op": op, "provider": name, "shape": shape, "error": str(exc).splitlines()[0]})
             continue
         timed = _time(fn, inputs)
@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         if "prefill" in args.ops:
             lengths = workload_lengths(args.model, "prefill", batch, seq_len)
             records += bench_prefill(lengths, heads, head_dim, dtype, hbm["gbps"], sweep=args.sweep and i == 0)
+            write(args.json, info, hbm, records)  # after each op, so a run cut short keeps what it measured
         if "decode" in args.ops:
             lengths = workload_lengths(args.model, "decode", batch, seq_len)
             records += bench_decode(lengths, cfg.num_layers, heads, head_dim, dtype, hbm["gbps"],

@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     records: list[dict] = []
     for i, (batch, items, dim, k, dtype) in enumerate(shapes):
         records += bench_topk(batch, items, dim, k, dtype, hbm["gbps"], sweep=args.sweep and i == 0)
-    write(args.json, info, hbm, records)
+        write(args.json, info, hbm, records)  # after each shape, so a run cut short keeps what it measured
     return 0
 
 
