@@ -400,15 +400,18 @@ def catalogue_cases(
     max_items: int = 200,
     min_dim: int = 1,
     max_dim: int = 40,
+    dims: tuple[int, ...] | None = None,
     max_k: int = 64,
     dtypes: st.SearchStrategy[torch.dtype] | None = None,
 ) -> st.SearchStrategy[CatalogueCase]:
     """Catalogue top-k inputs: table sizes across tile edges, k from 1 up to the whole catalogue (k = N − 1 is
-    drawn often), no ties, some or every row tied with row 1, a dtype and a seed."""
+    drawn often), no ties, some or every row tied with row 1, a dtype and a seed. The embedding width is drawn
+    from ``min_dim..max_dim``, or from ``dims`` when given (a few widths keep the GPU's compiles few)."""
     _check_bounds("min_batch", min_batch, "max_batch", max_batch, least=0)
     _check_bounds("min_items", min_items, "max_items", max_items, least=2)
     _check_bounds("min_dim", min_dim, "max_dim", max_dim, least=1)
     _check_bounds("max_k", max_k, "max_k", max_k, least=1)
+    dim_st = st.integers(min_dim, max_dim) if dims is None else st.sampled_from(_check_choices("dims", dims))
     dtype_st = _default_dtypes() if dtypes is None else dtypes
 
     @st.composite
@@ -418,7 +421,7 @@ def catalogue_cases(
         k = draw(st.one_of(st.integers(1, largest), st.just(largest)))
         spare = items - 2  # rows that can be made copies of row 1
         duplicates = draw(st.one_of(st.just(0), st.integers(0, spare), st.just(spare)))
-        return CatalogueCase(draw(st.integers(min_batch, max_batch)), items, draw(st.integers(min_dim, max_dim)),
-                             k, draw(dtype_st), duplicates, draw(seeds()))
+        return CatalogueCase(draw(st.integers(min_batch, max_batch)), items, draw(dim_st), k, draw(dtype_st),
+                             duplicates, draw(seeds()))
 
     return cases()

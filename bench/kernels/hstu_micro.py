@@ -79,6 +79,10 @@ def line(r: dict) -> str:
             f"({r['timing_mode']}; launches {r['launch_median_us']:.1f})")
 
 
+#: Provider-name prefixes to run (``--providers``); empty: all of them.
+SELECTED: tuple[str, ...] = ()
+
+
 def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, flops,
                   hbm_gbps) -> list[dict]:
     """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A wrong
@@ -86,6 +90,8 @@ def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nb
     same_bytes = copy_us(nbytes)
     records = []
     for name, fn in providers.items():
+        if SELECTED and not name.startswith(SELECTED):
+            continue
         check = checks.get(name)
         try:
             out = fn(*inputs[0])
@@ -102,6 +108,14 @@ def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nb
         records.append(rec)
         print(line(rec), flush=True)
     return records
+
+
+def note_config(records: list[dict], autotuned) -> None:
+    """Add the config autotune chose to the autotuned provider's record."""
+    tuned = getattr(autotuned, "best_config", None)
+    for r in records:
+        if r["provider"] == "triton" and "error" not in r and tuned is not None:
+            r["config"] = str(tuned)
 
 
 def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> list[dict]:
@@ -134,7 +148,7 @@ def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> 
     }
     if sweep:
         configs = [{**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages} for c in impl.SWEEP_CONFIGS]
-        configs += [{**configs[1], "FAST_SILU": False}, {**configs[3], "FAST_SILU": False}]
+        configs += [{**configs[1], "FAST_SILU": False}]
         for cfg in configs:
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda q, k, v, *_, cfg=cfg: impl.hstu_attention_triton(
@@ -153,8 +167,7 @@ def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> 
              "mean_len": round(total / batch, 2)}
     records = run_providers("hstu_attention", providers, checks, inputs, shape=shape, dtype=dtype,
                    nbytes=4 * total * dim * 2, flops=causal_flops(lengths, heads, head_dim), hbm_gbps=hbm_gbps)
-    if getattr(impl.hstu_attention_autotuned, "best_config", None) is not None:
-        records[0]["config"] = str(impl.hstu_attention_autotuned.best_config)
+    note_config(records, impl.hstu_attention_autotuned)
     return records
 
 
@@ -231,9 +244,14 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
              "page_size": kc0.page_size}
     records = run_providers("hstu_decode", providers, checks, inputs, shape=shape, dtype=dtype, nbytes=nbytes,
                             flops=flops, hbm_gbps=hbm_gbps)
-    if getattr(impl.hstu_decode_autotuned, "best_config", None) is not None:
-        records[0]["config"] = str(impl.hstu_decode_autotuned.best_config)
+    note_config(records, impl.hstu_decode_autotuned)
     return records
+
+
+def select(prefixes: str) -> None:
+    """Run only providers whose names start with one of these comma-separated prefixes ("" runs all)."""
+    global SELECTED
+    SELECTED = tuple(p for p in prefixes.split(",") if p)
 
 
 def start(prog: str, quick: bool) -> tuple[dict, dict] | None:
@@ -263,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtypes", default="float16", help="comma-separated torch dtypes (default float16)")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
     parser.add_argument("--quick", action="store_true", help="a small batch (a smoke run)")
+    parser.add_argument("--providers", default="", metavar="PREFIXES",
+                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-sdpa' (default all)")
     args = parser.parse_args(argv)
+    select(args.providers)
     started = start(parser.prog, args.quick)
     if started is None:
         return 2

@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from bench.kernels.hstu_micro import run_providers, start, write
+from bench.kernels.hstu_micro import note_config, run_providers, select, start, write
 from kernels.catalogue_topk import catalogue_topk, check_topk
 
 #: Where the inputs live; only the tests' dry run (CPU, Triton's interpreter, timing stubbed) changes it.
@@ -71,8 +71,7 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
                             flops=2.0 * batch * num_items * dim, hbm_gbps=hbm_gbps)
     for r in records:
         r["exactness"] = exact.get(r["provider"], "not checked")
-    if getattr(impl.catalogue_filter_autotuned, "best_config", None) is not None and "error" not in records[0]:
-        records[0]["config"] = str(impl.catalogue_filter_autotuned.best_config)
+    note_config(records, impl.catalogue_filter_autotuned)
     return records
 
 
@@ -84,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one small shape (a smoke run)")
     parser.add_argument("--shapes", default=None, metavar="B:N:d:k:dtype,...",
                         help="shapes to run (default: base's, at B=256 and 1, fp16 and bf16, k=100 and 256)")
+    parser.add_argument("--providers", default="", metavar="PREFIXES",
+                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)")
     args = parser.parse_args(argv)
+    select(args.providers)
     started = start(parser.prog, args.quick)
     if started is None:
         return 2

@@ -49,3 +49,14 @@ def merge_descending(x, ROWS: tl.constexpr, N: tl.constexpr, LOG_N: tl.constexpr
     for j in tl.static_range(0, LOG_N):
         x = _step(x, ROWS, N, N, 2 ** (LOG_N - 1 - j))
     return x
+
+
+@triton.jit
+def sort_rows_kernel(x_ptr, ROWS: tl.constexpr, N: tl.constexpr, LOG_N: tl.constexpr, MERGE: tl.constexpr):
+    """x [ROWS, N] int64 sorted descending in place (merged, when MERGE, from bitonic rows): for the tests."""
+    at = x_ptr + tl.arange(0, ROWS)[:, None] * N + tl.arange(0, N)[None, :]
+    x = tl.load(at)
+    if MERGE:
+        tl.store(at, merge_descending(x, ROWS, N, LOG_N))
+    else:
+        tl.store(at, sort_descending(x, ROWS, N, LOG_N))

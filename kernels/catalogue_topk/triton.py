@@ -42,17 +42,17 @@ def _configs(shapes) -> list:
                           pre_hook=_start_without_threshold) for m, n, kk, w, s in shapes]
 
 
-GPU_CONFIGS = _configs(((128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3)))
+# Two configs: each compile of this kernel takes seconds (the sort), and the fuzz compiles per dtype and k.
+GPU_CONFIGS = _configs(((128, 128, 64, 8, 3), (128, 64, 64, 4, 3)))
 # One small config in the interpreter (it cannot benchmark), so fuzz cases cross many tiles and compactions.
 INTERPRETER_CONFIGS = _configs(((16, 16, 16, 4, 1),))
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
 SWEEP_CONFIGS = _configs((
-    (128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 128, 128, 8, 2), (64, 128, 64, 4, 3), (128, 64, 64, 4, 3),
-    (128, 64, 64, 8, 3), (64, 64, 64, 4, 4), (256, 64, 64, 8, 3), (64, 256, 64, 8, 3),
+    (128, 128, 64, 8, 4), (128, 64, 64, 8, 3), (128, 32, 64, 4, 3), (64, 64, 64, 4, 3), (256, 64, 64, 8, 3),
 ))
 
-_MIN_KEY = -(2**63)  # sorts after every real candidate
-_ITEM_BITS = 2**31 - 1
+# Globals a kernel reads must be constexpr.
+_MIN_KEY = tl.constexpr(-(2**63))  # sorts after every real candidate
 
 
 @triton.jit
@@ -60,7 +60,7 @@ def _pack(scores, items):
     """Order-preserving int64 keys of fp32 scores and int32 item ids (same shapes)."""
     bits = scores.to(tl.int32, bitcast=True)
     ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: flip the magnitude bits
-    return (ordered.to(tl.int64) << 32) | (_ITEM_BITS - items).to(tl.int64)
+    return (ordered.to(tl.int64) << 32) | (2147483647 - items).to(tl.int64)  # 2^31 − 1 − item: lower ids rank first
 
 
 @triton.jit
@@ -79,13 +79,32 @@ def _score(keys):
 
 @triton.jit
 def _item(keys):
-    return _ITEM_BITS - (keys & 0x7FFFFFFF).to(tl.int32)
+    return 2147483647 - (keys & 0x7FFFFFFF).to(tl.int32)
+
+
+@triton.jit
+def _sort_rows(x, ROWS: tl.constexpr, N: tl.constexpr, LOG_N: tl.constexpr, BITONIC_RUNS: tl.constexpr,
+               INTERPRET: tl.constexpr):
+    """Each row of x [ROWS, N] sorted descending (rows that are a descending run's elementwise max with an
+    ascending one when BITONIC_RUNS).
+
+    tl.sort on the GPU; in the interpreter the network of bitonic.py, the same function: the interpreter runs
+    tl.sort's xor-reductions element by element in Python (minutes per fuzz run), but compiled, that network's
+    reshapes cost ten times tl.sort's code size and ptxas time.
+    """
+    if INTERPRET:
+        if BITONIC_RUNS:
+            return merge_descending(x, ROWS, N, LOG_N)
+        else:
+            return sort_descending(x, ROWS, N, LOG_N)
+    else:
+        return tl.sort(x, dim=1, descending=True)
 
 
 @triton.jit
 def _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
-             splits, batch, k,
-             BLOCK_M: tl.constexpr, CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, SORT_ROWS: tl.constexpr):
+             splits, batch, k, BLOCK_M: tl.constexpr, CAPS: tl.constexpr, LOG_CAPS: tl.constexpr,
+             SORT_ROWS: tl.constexpr, INTERPRET: tl.constexpr):
     """Sort each row's candidates, keep its best k, raise its τ to the k-th and publish it; returns the new
     (count, tau) [BLOCK_M].
 
@@ -104,7 +123,7 @@ def _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_p
         t = tl.load(taus_ptr + sub)
         at = sub[:, None] * CAPS + slots[None, :]
         keys = _load_keys(cand_scores_ptr + at, cand_items_ptr + at, slots[None, :] < c[:, None])
-        keys = sort_descending(keys, SORT_ROWS, CAPS, LOG_CAPS)
+        keys = _sort_rows(keys, SORT_ROWS, CAPS, LOG_CAPS, False, INTERPRET)
         tl.store(cand_scores_ptr + at, _score(keys))
         tl.store(cand_items_ptr + at, _item(keys))
         kth = tl.max(tl.where(slots[None, :] == k - 1, keys, _MIN_KEY), axis=1)
@@ -127,7 +146,7 @@ def catalogue_filter_kernel(
     batch_bucket,  # only an autotune key
     CAPS: tl.constexpr, LOG_CAPS: tl.constexpr, SORT_ROWS: tl.constexpr, BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr, UPCAST: tl.constexpr,
-    PRECISION: tl.constexpr,
+    PRECISION: tl.constexpr, INTERPRET: tl.constexpr,
 ):
     """Each row's best k among the items of every splits-th tile, sorted, in its region; see the module doc."""
     row0 = tl.program_id(0) * BLOCK_M
@@ -139,43 +158,46 @@ def catalogue_filter_kernel(
     count = tl.zeros((BLOCK_M,), dtype=tl.int32)
     tau = tl.where(row_ok, -float("inf"), float("inf"))  # rows past the batch never take a candidate
     ks = tl.arange(0, BLOCK_K)
-    for tile in range(split, tl.cdiv(items - 1, BLOCK_N), splits):
+    num_tiles = tl.cdiv(items - 1, BLOCK_N)
+    region = region.to(tl.int32) * CAPS  # first slot of each row's region (the scratch stays under 2^31 slots)
+    # A step past the program's last tile scores nothing and always compacts: each region ends sorted with at
+    # most k candidates, and the sort is compiled once (it dominates the kernel's size). Compacting after the
+    # appends, whenever a tile might not fit any more, keeps the scores tile out of the sort's registers.
+    for tile in range(split, num_tiles + splits, splits):
         tau = tl.maximum(tau, tl.load(shared_tau_ptr + rows, mask=row_ok, other=float("inf")))
         cols = 1 + tile * BLOCK_N + tl.arange(0, BLOCK_N)  # item ids; row 0 of the table is padding
         col_ok = cols < items
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k0 in range(0, dim, BLOCK_K):
-            kk = k0 + ks
-            k_ok = (kk < dim) | EVEN_K
-            a = tl.load(states_ptr + rows[:, None] * stride_s + kk[None, :],
-                        mask=row_ok[:, None] & k_ok[None, :], other=0.0)
-            b = tl.load(table_ptr + cols.to(tl.int64)[:, None] * stride_t + kk[None, :],
-                        mask=col_ok[:, None] & k_ok[None, :], other=0.0)
-            if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
-                a = a.to(tl.float32)
-                b = b.to(tl.float32)
-            acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
+        if tile < num_tiles:
+            for k0 in range(0, dim, BLOCK_K):
+                kk = k0 + ks
+                k_ok = (kk < dim) | EVEN_K
+                a = tl.load(states_ptr + rows[:, None] * stride_s + kk[None, :],
+                            mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+                b = tl.load(table_ptr + cols.to(tl.int64)[:, None] * stride_t + kk[None, :],
+                            mask=col_ok[:, None] & k_ok[None, :], other=0.0)
+                if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
+                    a = a.to(tl.float32)
+                    b = b.to(tl.float32)
+                acc = tl.dot(a, tl.trans(b), acc, input_precision=PRECISION)
         passing = col_ok[None, :] & (acc >= tau[:, None])
         taken = tl.sum(passing.to(tl.int32), axis=1)
         if tl.max(taken, axis=0) > 0:
-            if tl.max(count + taken, axis=0) > CAPS:
-                count, tau = _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count,
-                                      tau, row0, split, splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, SORT_ROWS)
-                passing = col_ok[None, :] & (acc >= tau[:, None])
-                taken = tl.sum(passing.to(tl.int32), axis=1)
-            at = region[:, None] * CAPS + count[:, None] + tl.cumsum(passing.to(tl.int32), axis=1) - 1
+            at = (region + count)[:, None] + tl.cumsum(passing.to(tl.int32), axis=1) - 1
             tl.store(cand_scores_ptr + at, acc, mask=passing)
             tl.store(cand_items_ptr + at, tl.broadcast_to(cols[None, :], (BLOCK_M, BLOCK_N)), mask=passing)
             count += taken
-    # Leave each region sorted with at most k candidates: the merge reads its first k slots.
-    _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count, tau, row0, split,
-             splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, SORT_ROWS)
+        if (tile >= num_tiles) | (tl.max(count, axis=0) > CAPS - BLOCK_N):
+            count, tau = _compact(cand_scores_ptr, cand_items_ptr, counts_ptr, taus_ptr, shared_tau_ptr, count,
+                                  tau, row0, split, splits, batch, k, BLOCK_M, CAPS, LOG_CAPS, SORT_ROWS,
+                                  INTERPRET)
 
 
 @triton.jit(do_not_specialize=["splits", "k"])
 def catalogue_merge_kernel(cand_scores_ptr, cand_items_ptr, counts_ptr, scores_ptr, items_ptr, splits, k,
                            stride_out,
-                           CAPS: tl.constexpr, K_OUT: tl.constexpr, LOG_K_OUT: tl.constexpr):
+                           CAPS: tl.constexpr, K_OUT: tl.constexpr, LOG_K_OUT: tl.constexpr,
+                           INTERPRET: tl.constexpr):
     """Top k of one row over its splits' regions (each sorted, ≤ k), best first, ties to the lower item id."""
     row = tl.program_id(0).to(tl.int64)
     out = tl.arange(0, K_OUT)
@@ -185,11 +207,11 @@ def catalogue_merge_kernel(cand_scores_ptr, cand_items_ptr, counts_ptr, scores_p
         count = tl.load(counts_ptr + region)
         if count > 0:
             # Read the region backwards (ascending): the elementwise max of a descending and an ascending run
-            # holds the top K_OUT of both and is bitonic, so a merge (not a full sort) orders it.
+            # holds the top K_OUT of both, so one sort of K_OUT (not of both runs) keeps the best so far.
             rev = K_OUT - 1 - out
             at = region * CAPS + rev
             new = _load_keys(cand_scores_ptr + at, cand_items_ptr + at, rev < count)
-            best = merge_descending(tl.maximum(best, new[None, :]), 1, K_OUT, LOG_K_OUT)
+            best = _sort_rows(tl.maximum(best, new[None, :]), 1, K_OUT, LOG_K_OUT, True, INTERPRET)
     top = tl.reshape(best, (K_OUT,))
     tl.store(scores_ptr + row * stride_out + out, _score(top).to(scores_ptr.dtype.element_ty), mask=out < k)
     tl.store(items_ptr + row * stride_out + out, _item(top).to(tl.int64), mask=out < k)
@@ -233,7 +255,7 @@ def catalogue_topk_triton(
     configs = CONFIGS if config is None else [triton.Config({n: config[n] for n in ("BLOCK_M", "BLOCK_N", "BLOCK_K")})]
     widest = max(c.kwargs["BLOCK_N"] for c in configs)
     # Room for the k kept after a compaction plus one tile's worth of new candidates.
-    caps = triton.next_power_of_2(k + widest)
+    caps = triton.next_power_of_2(k + widest)  # so a compaction (down to k) always frees a tile's room
     splits = _splits(batch, num_items, min(c.kwargs["BLOCK_N"] for c in configs), states.device)
     block_m = max(c.kwargs["BLOCK_M"] for c in configs)  # the others divide it: every row block stays inside
     padded_rows = triton.cdiv(batch, block_m) * block_m
@@ -251,7 +273,8 @@ def catalogue_topk_triton(
             table.stride(0), int(batch > 32))
     # Compaction sorts SORT_ROWS rows at a time: 4096 keys (32 kB) spread over the program's threads.
     sort_rows = min(min(c.kwargs["BLOCK_M"] for c in configs), max(1, 4096 // caps))
-    params = {"CAPS": caps, "LOG_CAPS": caps.bit_length() - 1, "SORT_ROWS": sort_rows, "UPCAST": upcast,
+    params = {"CAPS": caps, "LOG_CAPS": caps.bit_length() - 1, "SORT_ROWS": sort_rows, "INTERPRET": interpreting(),
+              "UPCAST": upcast,
               "PRECISION": precision,
               "EVEN_K": all(dim % c.kwargs["BLOCK_K"] == 0 for c in configs)}
     if config is None:
@@ -262,6 +285,6 @@ def catalogue_topk_triton(
         catalogue_filter_kernel[grid](*args, **params, **config)
     # With the GPU configs (widest BLOCK_N 128, k ≤ 256) caps // 2 ≥ k: one K_OUT per caps, fewer compiles.
     k_out = max(caps // 2, triton.next_power_of_2(k))
-    catalogue_merge_kernel[(batch,)](cand_scores, cand_items, counts, scores, items, splits, k, k, CAPS=caps, K_OUT=k_out,
-                                     LOG_K_OUT=k_out.bit_length() - 1)
+    catalogue_merge_kernel[(batch,)](cand_scores, cand_items, counts, scores, items, splits, k, k, CAPS=caps,
+                                     K_OUT=k_out, LOG_K_OUT=k_out.bit_length() - 1, INTERPRET=interpreting())
     return scores, items

@@ -3,8 +3,8 @@
 One program per user (or per slice of its history, SPLITS > 1). It holds the new token's q, k, v [H, dh] in
 registers, writes k and v into the cache at position ``length`` (the page table says where), and walks the
 history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through the
-page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [H, dh] += Σ_t w·v. There is no softmax,
-so partial sums of several programs simply add. The new token's own term is added by the first program from
+page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [BLOCK_T, H, dh] += w·v, summed over
+the block's positions once at the end. There is no softmax, so partial sums of several programs simply add. The new token's own term is added by the first program from
 registers, so no program reads a row another one writes in the same launch.
 
 A decode step is one query per user: 4·dh FLOP per cached position and head against 2·H·dh·itemsize bytes
@@ -25,17 +25,27 @@ from .._triton import check_device, interpreting
 from .triton import silu
 
 GPU_CONFIGS = [
-    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in ((32, 4, 2), (64, 8, 2), (16, 4, 2))
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in ((32, 8, 1), (16, 4, 1), (64, 8, 1))
 ]
 INTERPRETER_CONFIGS = [triton.Config({"BLOCK_T": 4}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
 SWEEP_CONFIGS = [
-    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s)
-    for t, w, s in (
-        (16, 2, 2), (16, 4, 2), (32, 4, 1), (32, 4, 2), (32, 4, 3), (32, 8, 2), (64, 4, 2), (64, 8, 2),
-        (64, 8, 3), (128, 8, 2),
-    )
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=1)
+    for t, w in ((16, 2), (16, 4), (16, 8), (32, 4), (32, 8), (64, 8), (64, 16), (128, 16))
 ]
+
+
+@triton.jit
+def _history_block(k_pages_ptr, v_pages_ptr, table, t0, last, ts, in_row, hd_ok, layer_offset, row_width,
+                   page_shift, page_mask):
+    """Cached k and v [BLOCK_T, BLOCK_H, BLOCK_D] of positions t0 + ts (masked at ``last``), and that mask."""
+    pos = t0 + ts
+    pos_ok = pos < last
+    page = tl.load(table + (pos >> page_shift), mask=pos_ok, other=0).to(tl.int64)
+    rows = layer_offset + ((page << page_shift) + (pos & page_mask)) * row_width
+    at = rows[:, None, None] + in_row[None, :, :]
+    mask = pos_ok[:, None, None] & hd_ok[None, :, :]
+    return tl.load(k_pages_ptr + at, mask=mask, other=0.0), tl.load(v_pages_ptr + at, mask=mask, other=0.0), pos_ok
 
 
 # Only sizes that set the memory layout are compile-time (HEAD_DIM) or specialised (strides, layer_offset:
@@ -75,18 +85,20 @@ def hstu_decode_kernel(
     first = split * splits_span
     last = tl.minimum(first + splits_span, length)
     ts = tl.arange(0, BLOCK_T)
+    # Loads of the next block are issued before the current one is used (nothing else would overlap them:
+    # these are not dot operands, which Triton pipelines), and Σ_t w·v accumulates per position, reduced over
+    # positions once at the end rather than across warps every block.
+    acc_t = tl.zeros((BLOCK_T, BLOCK_H, BLOCK_D), dtype=tl.float32)
+    k_cur, v_cur, ok_cur = _history_block(k_pages_ptr, v_pages_ptr, table, first, last, ts, in_row, hd_ok,
+                                          layer_offset, row_width, page_shift, page_mask)
     for t0 in range(first, last, BLOCK_T):
-        pos = t0 + ts
-        pos_ok = pos < last
-        page = tl.load(table + (pos >> page_shift), mask=pos_ok, other=0).to(tl.int64)
-        rows = layer_offset + ((page << page_shift) + (pos & page_mask)) * row_width  # [BLOCK_T]
-        at = rows[:, None, None] + in_row[None, :, :]
-        mask = pos_ok[:, None, None] & hd_ok[None, :, :]
-        k = tl.load(k_pages_ptr + at, mask=mask, other=0.0).to(tl.float32)
-        scores = tl.sum(k * q[None, :, :], axis=2) * scale  # [BLOCK_T, BLOCK_H]
-        w = tl.where(pos_ok[:, None], silu(scores, FAST_SILU), 0.0)
-        v = tl.load(v_pages_ptr + at, mask=mask, other=0.0).to(tl.float32)
-        acc += tl.sum(w[:, :, None] * v, axis=0)
+        k_next, v_next, ok_next = _history_block(k_pages_ptr, v_pages_ptr, table, t0 + BLOCK_T, last, ts, in_row,
+                                                 hd_ok, layer_offset, row_width, page_shift, page_mask)
+        scores = tl.sum(k_cur.to(tl.float32) * q[None, :, :], axis=2) * scale  # [BLOCK_T, BLOCK_H]
+        w = tl.where(ok_cur[:, None], silu(scores, FAST_SILU), 0.0)
+        acc_t += w[:, :, None] * v_cur.to(tl.float32)
+        k_cur, v_cur, ok_cur = k_next, v_next, ok_next
+    acc += tl.sum(acc_t, axis=0)
     out = acc / (length + 1).to(tl.float32)
     out_at = out_ptr + b * stride_ob + hs[:, None] * stride_oh + ds[None, :]
     if SPLITS == 1:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernels import strategies as ks
 from kernels._triton import interpreting
@@ -11,14 +12,26 @@ from kernels.catalogue_topk import MAX_K, catalogue_topk, catalogue_topk_referen
 
 pytest.importorskip("triton")
 
-# On the GPU the same strategy draws catalogues of thousands of items and k up to the kernel's limit.
+# On the GPU the same strategy draws catalogues of thousands of items and k up to the kernel's limit, from three
+# embedding widths (masked and unmasked along d; odd widths run in the interpreter), and each dtype is its own test with 400 examples (1200 in all)
+# so the nightly run can spread the compiles over processes. The interpreter keeps the profile's count.
 WIDE = not interpreting()
-CASES = ks.catalogue_cases(max_batch=40 if WIDE else 5, max_items=5000 if WIDE else 200,
-                           max_dim=300 if WIDE else 40, max_k=MAX_K if WIDE else 64)
+GPU_EXAMPLES = settings(max_examples=400) if WIDE else settings()
+DTYPES = pytest.mark.parametrize("dtype", ks.DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 
 
-@given(case=CASES)
-def test_triton_is_an_exact_top_k(case, device):
+def _cases(dtype):
+    if WIDE:
+        return ks.catalogue_cases(max_batch=40, max_items=5000, dims=(48, 64, 256), max_k=MAX_K,
+                                  dtypes=ks.dtypes(allowed=(dtype,)))
+    return ks.catalogue_cases(dtypes=ks.dtypes(allowed=(dtype,)))
+
+
+@DTYPES
+@GPU_EXAMPLES
+@given(data=st.data())
+def test_triton_is_an_exact_top_k(dtype, data, device):
+    case = data.draw(_cases(dtype), label="case")
     states, table = case.tensors(device)
     scores, items = catalogue_topk(states, table, case.k, kernel="triton")
     check_topk(scores, items, states, table, case.k, repr(case))
@@ -38,7 +51,7 @@ def test_reference_is_an_exact_top_k(case):
 
 
 @settings(max_examples=5)
-@given(case=ks.catalogue_cases(min_items=40, max_items=120, max_k=30))
+@given(case=ks.catalogue_cases(min_items=40, max_items=120, dims=(48,), max_k=30))
 def test_all_items_tied_still_returns_k_distinct_ids(case, device):
     """Every row of the table the same: every item ties, the compaction runs on every tile."""
     states, table = case.tensors(device)
@@ -59,7 +72,27 @@ def test_every_tuned_config_is_exact(config, device):
     """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
     from kernels.catalogue_topk.triton import catalogue_topk_triton
 
-    case = ks.CatalogueCase(batch=3, num_items=700, dim=70, k=100, dtype=torch.float16, duplicates=30, seed=5)
+    case = ks.CatalogueCase(batch=3, num_items=700, dim=48, k=100, dtype=torch.float16, duplicates=30, seed=5)
     states, table = case.tensors(device)
     scores, items = catalogue_topk_triton(states, table, case.k, config=config)
     check_topk(scores, items, states, table, case.k, repr(case))
+
+
+@settings(max_examples=10)
+@given(rows_log=st.integers(0, 2), n_log=st.integers(0, 6), seed=ks.seeds())
+def test_interpreter_sorting_network_sorts_and_merges(rows_log, n_log, seed, device):
+    """The network the interpreter sorts with in place of tl.sort (kernels/catalogue_topk/bitonic.py)."""
+    from kernels.catalogue_topk.bitonic import sort_rows_kernel as kernel
+
+    rows, n = 2**rows_log, 2**n_log
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(-(2**62), 2**62, (rows, n), generator=gen)
+    x[:, : n // 2] = x[:, :1]  # ties
+    got = x.clone().to(device)
+    kernel[(1,)](got, rows, n, n_log, False)
+    assert torch.equal(got.cpu(), x.sort(1, descending=True).values)
+    a = x.sort(1, descending=True).values
+    b = torch.randint(-(2**62), 2**62, (rows, n), generator=gen).sort(1).values
+    got = torch.maximum(a, b).to(device)
+    kernel[(1,)](got, rows, n, n_log, True)
+    assert torch.equal(got.cpu(), torch.cat([a, b], 1).sort(1, descending=True).values[:, :n])

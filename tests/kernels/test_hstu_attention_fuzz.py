@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kernels import strategies as ks
 from kernels._triton import interpreting
@@ -17,14 +18,26 @@ from kernels.hstu_attention import (
 
 pytest.importorskip("triton")
 
-# On the GPU the same strategies draw longer histories and more heads: cheap there, slow in the interpreter.
+# On the GPU the same strategies draw longer histories and more heads (cheap there, slow in the interpreter),
+# and each dtype is its own test with 400 examples (1200 per kernel): compiles are per dtype and head dim, so
+# the nightly run can spread them over processes (`-k float16` ...). The interpreter keeps the profile's count.
 WIDE = not interpreting()
-PREFILL_CASES = ks.hstu_cases(
-    lengths=ks.jagged_lengths(max_rows=12, max_length=160, max_long_length=600) if WIDE else None,
-    max_heads=8 if WIDE else 3, head_dims=(8, 16, 24, 32, 64) if WIDE else (8, 16, 24, 32))
-DECODE_CASES = ks.hstu_decode_cases(
-    lengths=ks.jagged_lengths(max_rows=16, max_length=200, max_long_length=700) if WIDE else None,
-    max_heads=8 if WIDE else 3, head_dims=(8, 16, 24, 32, 64) if WIDE else (8, 16, 24, 32))
+GPU_EXAMPLES = settings(max_examples=400) if WIDE else settings()
+DTYPES = pytest.mark.parametrize("dtype", ks.DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+
+
+def _prefill_cases(dtype):
+    return ks.hstu_cases(
+        lengths=ks.jagged_lengths(max_rows=12, max_length=160, max_long_length=600) if WIDE else None,
+        max_heads=8 if WIDE else 3, head_dims=(16, 24, 32, 64) if WIDE else (8, 16, 24, 32),
+        dtypes=ks.dtypes(allowed=(dtype,)))
+
+
+def _decode_cases(dtype):
+    return ks.hstu_decode_cases(
+        lengths=ks.jagged_lengths(max_rows=16, max_length=200, max_long_length=700) if WIDE else None,
+        max_heads=8 if WIDE else 3, head_dims=(16, 24, 32, 64) if WIDE else (8, 16, 24, 32),
+        dtypes=ks.dtypes(allowed=(dtype,)))
 
 
 def _check_prefill(case: ks.HstuCase, got: torch.Tensor, q, k, v, offsets) -> None:
@@ -33,15 +46,21 @@ def _check_prefill(case: ks.HstuCase, got: torch.Tensor, q, k, v, offsets) -> No
     assert_within_bound(got, want, magnitude, repr(case))
 
 
-@given(case=PREFILL_CASES)
-def test_triton_prefill_matches_reference(case, device):
+@DTYPES
+@GPU_EXAMPLES
+@given(data=st.data())
+def test_triton_prefill_matches_reference(dtype, data, device):
+    case = data.draw(_prefill_cases(dtype), label="case")
     q, k, v, offsets = case.tensors(device)
     got = hstu_attention(q, k, v, offsets, max_seq_len=case.max_seq_len, kernel="triton")
     _check_prefill(case, got, q, k, v, offsets)
 
 
-@given(case=DECODE_CASES)
-def test_triton_decode_matches_reference_and_appends_in_place(case, device):
+@DTYPES
+@GPU_EXAMPLES
+@given(data=st.data())
+def test_triton_decode_matches_reference_and_appends_in_place(dtype, data, device):
+    case = data.draw(_decode_cases(dtype), label="case")
     q, k, v, k_cache, v_cache, lengths = case.tensors(device)
     history = [c.history(case.layer, lengths, max(case.lengths, default=0)) for c in (k_cache, v_cache)]
     before = k_cache.pages.clone()
