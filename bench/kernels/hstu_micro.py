@@ -272,23 +272,29 @@ def write(path: str, info: dict, hbm: dict, records: list[dict]) -> None:
     print(f"wrote {len(records)} records to {path}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the HSTU micro-benchmarks and write one JSON file."""
-    parser = argparse.ArgumentParser(prog="python -m bench.kernels.hstu_micro", description=__doc__.split("\n")[0])
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without CUDA."""
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
-    parser.add_argument("--ops", default="prefill,decode", help="comma-separated: prefill, decode")
-    parser.add_argument("--model", default="base", help="preset whose workload lengths are used (default base)")
-    parser.add_argument("--dtypes", default="float16", help="comma-separated torch dtypes (default float16)")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
-    parser.add_argument("--quick", action="store_true", help="a small batch (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="a small shape (a smoke run)")
     parser.add_argument("--providers", default="", metavar="PREFIXES",
-                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-sdpa' (default all)")
+                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)")
     args = parser.parse_args(argv)
     select(args.providers)
     started = start(parser.prog, args.quick)
-    if started is None:
+    return None if started is None else (args, *started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the HSTU micro-benchmarks and write one JSON file."""
+    parser = argparse.ArgumentParser(prog="python -m bench.kernels.hstu_micro", description=__doc__.split("\n")[0])
+    parser.add_argument("--ops", default="prefill,decode", help="comma-separated: prefill, decode")
+    parser.add_argument("--model", default="base", help="preset whose workload lengths are used (default base)")
+    parser.add_argument("--dtypes", default="float16", help="comma-separated torch dtypes (default float16)")
+    parsed = parse(parser, argv)
+    if parsed is None:
         return 2
-    info, hbm = started
+    args, info, hbm = parsed
     from models import preset
 
     cfg = preset(args.model)

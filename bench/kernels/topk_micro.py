@@ -16,7 +16,7 @@ import sys
 
 import torch
 
-from bench.kernels.hstu_micro import note_config, run_providers, select, start, write
+from bench.kernels.hstu_micro import note_config, parse, run_providers, write
 from kernels.catalogue_topk import catalogue_topk, check_topk
 
 #: Where the inputs live; only the tests' dry run (CPU, Triton's interpreter, timing stubbed) changes it.
@@ -78,19 +78,12 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
 def main(argv: list[str] | None = None) -> int:
     """Run the catalogue top-k micro-benchmarks and write one JSON file."""
     parser = argparse.ArgumentParser(prog="python -m bench.kernels.topk_micro", description=__doc__.split("\n")[0])
-    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
-    parser.add_argument("--sweep", action="store_true", help="also time each tile config of the filter kernel")
-    parser.add_argument("--quick", action="store_true", help="one small shape (a smoke run)")
     parser.add_argument("--shapes", default=None, metavar="B:N:d:k:dtype,...",
                         help="shapes to run (default: base's, at B=256 and 1, fp16 and bf16, k=100 and 256)")
-    parser.add_argument("--providers", default="", metavar="PREFIXES",
-                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)")
-    args = parser.parse_args(argv)
-    select(args.providers)
-    started = start(parser.prog, args.quick)
-    if started is None:
+    parsed = parse(parser, argv)
+    if parsed is None:
         return 2
-    info, hbm = started
+    args, info, hbm = parsed
     spec = args.shapes or ("16:100000:128:50:float16" if args.quick else
                            "256:1000000:256:100:float16,1:1000000:256:100:float16,"
                            "256:1000000:256:100:bfloat16,256:1000000:256:256:float16")
