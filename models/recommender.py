@@ -6,7 +6,9 @@
 
 Histories are right-padded [B, S] with id 0 as padding; `lengths` [B] counts the real items. Every phase returns
 (scores [B, k], items [B, k]), best first. The interaction and the history pooling go through the `kernels`
-dispatch functions, so `kernel=` switches them between the torch reference and the Triton kernels.
+dispatch functions, so `kernel=` switches them between the torch reference and the Triton kernels. With
+`kernel="triton"` the catalogue top-k is the Triton kernel too, and HSTU models run their encoder jagged end
+to end (models/jagged_encoder.py), decode on a paged KV cache; `kernel="torch"` is the padded model below.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from torch import nn
 
 from genrec_bench.kernels.interaction import interaction
 from genrec_bench.kernels.jagged_pooling import jagged_pooling
+from genrec_bench.models import jagged_encoder
 from genrec_bench.models.config import ModelConfig
 from genrec_bench.models.layers import BLOCKS
 
@@ -75,8 +78,15 @@ class GenerativeRecommender(nn.Module):
 
     # ------------------------------------------------------------------ encoder
 
+    def _jagged(self) -> bool:
+        """kernel="triton" on HSTU blocks: the encoder runs jagged through the Triton kernels."""
+        return self.kernel == "triton" and self.cfg.attention == "hstu"
+
     def _encode(self, ids, lengths):
         """Full causal pass over padded histories → (last real hidden state [B, d], keys, values per layer)."""
+        if self._jagged():
+            state, keys, values, _ = jagged_encoder.encode(self, ids, lengths)
+            return state, keys, values
         b, s = ids.shape
         pos = torch.arange(s, device=ids.device)
         # Whatever a caller leaves past a user's length is padding: read as id 0. Causal attention already keeps
@@ -94,6 +104,8 @@ class GenerativeRecommender(nn.Module):
         return self.norm_out(x.gather(1, last).squeeze(1)), keys, values
 
     def _top_k_catalogue(self, state):
+        if self.kernel == "triton":
+            return jagged_encoder.catalogue_top_k(self, state)
         # Item 0 is padding: score only the real catalogue, then shift indices back to item ids.
         logits = state @ self.item_emb.weight[1:].t()
         scores, idx = torch.topk(logits, self.top_k, dim=-1)
@@ -115,7 +127,10 @@ class GenerativeRecommender(nn.Module):
         return (state.unsqueeze(1) * self.item_emb(items)).sum(-1)
 
     def build_cache(self, ids, lengths):
-        """KV cache of a history: ([L, B, H, S, dh], [L, B, H, S, dh]); positions ≥ length are never read."""
+        """KV cache of a history: ([L, B, H, S, dh], [L, B, H, S, dh]); positions ≥ length are never read.
+        Jagged (kernel="triton"): a pair of PagedCache (keys, values), see kernels/hstu_attention/paged_cache.py."""
+        if self._jagged():
+            return jagged_encoder.build_cache(self, ids, lengths)
         _, keys, values = self._encode(ids, lengths)
         return torch.stack(keys), torch.stack(values)
 
@@ -124,6 +139,8 @@ class GenerativeRecommender(nn.Module):
 
     def decode_state(self, new_ids, lengths, k_cache, v_cache):
         """The user state after one new item on the KV cache: [B, d]."""
+        if self._jagged():
+            return jagged_encoder.decode(self, new_ids, lengths, k_cache, v_cache)
         b, s = k_cache.shape[1], k_cache.shape[3]
         x = (self.item_emb(new_ids) + self.pos_emb(lengths)).unsqueeze(1)
         pos = torch.arange(s + 1, device=new_ids.device).unsqueeze(0)
