@@ -1,5 +1,8 @@
 """Matrix files: YAML axes → validated, frozen cells (the first stage of the data flow)."""
-from matrices import serving  # noqa: F401  (registers the `serving:` section parser)
+from matrices import (
+           embedding,  # noqa: F401  (registers the `embedding:` section parser and label check)
+           serving,  # noqa: F401  (registers the `serving:` section parser)
+)
 from matrices.cells import PHASES, PRECISIONS, Cell
 from matrices.errors import BackendUnavailable, HarnessError, MatrixError
 from matrices.loader import Known, Matrix, Rule, Timing, load_matrix

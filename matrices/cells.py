@@ -5,15 +5,17 @@ from dataclasses import asdict, dataclass
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 PHASES = ("prefill", "decode", "rank")
-# Axes in the order a cell id spells them; `mode` and `kernel` appear only when not the default.
-AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase", "kernel")
+# Axes in the order a cell id spells them; `mode`, `kernel` and `embedding` appear only when not the default.
+AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase", "kernel", "embedding")
 DEFAULT_MODE = "eager"
 DEFAULT_KERNEL = "torch"
+# No embedding label: the preset's own placement (device for every shipped preset), today's ids unchanged.
+DEFAULT_EMBEDDING = ""
 
 
 @dataclass(frozen=True, order=True)
 class Cell:
-    """model × backend × mode × precision × batch × seq_len × phase × kernel."""
+    """model × backend × mode × precision × batch × seq_len × phase × kernel × embedding."""
 
     model: str
     backend: str
@@ -23,16 +25,20 @@ class Cell:
     seq_len: int
     phase: str
     kernel: str = DEFAULT_KERNEL
+    embedding: str = DEFAULT_EMBEDDING
 
     @property
     def id(self) -> str:
-        """`tiny-torch-cpu-fp32-b8-s32-prefill`; non-default mode/kernel are spelled in (`-compile`, `-ktriton`)."""
+        """`tiny-torch-cpu-fp32-b8-s32-prefill`; non-default mode/kernel/embedding are spelled in (`-compile`,
+        `-ktriton`, `-emb-cached-10pct`)."""
         parts = [self.model, self.backend]
         if self.mode != DEFAULT_MODE:
             parts.append(self.mode)
         parts += [self.precision, f"b{self.batch}", f"s{self.seq_len}", self.phase]
         if self.kernel != DEFAULT_KERNEL:
             parts.append(f"k{self.kernel}")
+        if self.embedding != DEFAULT_EMBEDDING:
+            parts.append(f"emb-{self.embedding}")
         return "-".join(parts)
 
     def as_dict(self) -> dict:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from matrices.cells import AXES, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
+from matrices.cells import AXES, DEFAULT_EMBEDDING, DEFAULT_KERNEL, DEFAULT_MODE, PHASES, PRECISIONS, Cell
 from matrices.errors import MatrixError
 from matrices.yaml_lines import LineDict, LineList, load_yaml
 
@@ -74,7 +74,7 @@ class Matrix:
 
 # Cells that share inputs and a reference (model, phase, shape) are generated next to each other, so the
 # oracle's fp32 reference is computed once for all backends, modes and precisions of a shape.
-RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision")
+RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision", "embedding")
 
 
 def _product(axes: Mapping[str, tuple], known: Known):
@@ -91,6 +91,8 @@ TOP_LEVEL = ("name", "description", "axes", "include", "exclude", "timing", "tol
 TOLERANCE_FIELDS = ("max_abs_err", "max_rel_err", "topk_agreement")
 # Extra top-level sections other components parse (e.g. `serving:`): name → parser(path, node) → value.
 SECTION_PARSERS: dict[str, Callable[[str, Any], Any]] = {}
+# Axes whose values another module knows how to check (e.g. `embedding` labels): axis → value → problem | None.
+AXIS_CHECKS: dict[str, Callable[[Any], str | None]] = {}
 
 
 def load_matrix(path: str, known: Known) -> Matrix:
@@ -134,7 +136,8 @@ def _axes(path: str, node: Any, known: Known) -> dict[str, tuple]:
     if not isinstance(node, LineDict):
         raise MatrixError(path, getattr(node, "line", None), "axes", "must be a mapping of axis name → list")
     _no_unknown_keys(path, node, AXES, "axes.")
-    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,)}
+    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,),
+                              "embedding": (DEFAULT_EMBEDDING,)}
     for axis in AXES:
         if axis not in node:
             if axis in axes:
@@ -166,7 +169,7 @@ def _axis_values(path: str, node: LineDict, axis: str, known: Known, where: str,
 
 def _example(axis: str) -> str:
     return {"batch": "1, 8", "seq_len": "32", "precision": "fp32", "phase": "prefill", "backend": "torch-cpu",
-            "model": "tiny", "mode": "eager", "kernel": "torch"}[axis]
+            "model": "tiny", "mode": "eager", "kernel": "torch", "embedding": "device, cached-10pct"}[axis]
 
 
 def _check_value(path, line, where, axis, value, known: Known) -> None:
@@ -175,6 +178,11 @@ def _check_value(path, line, where, axis, value, known: Known) -> None:
             raise MatrixError(path, line, where, f"must be a positive integer, got {value!r}")
         if value <= 0:
             raise MatrixError(path, line, where, f"must be a positive integer, got {value}")
+        return
+    if axis in AXIS_CHECKS:
+        problem = AXIS_CHECKS[axis](value)
+        if problem:
+            raise MatrixError(path, line, where, problem)
         return
     choices = {
         "model": known.models,
