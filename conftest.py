@@ -3,7 +3,8 @@
 - `--matrix PATH` (default matrices/smoke.yaml) is loaded and validated at start-up; a bad file stops the run
   with one line naming file, line and field.
 - bench/ tests that take the `cell` fixture are parametrized with one test per cell, ids that read like the cell;
-  excluded cells and unavailable backends become skips carrying their reason.
+  excluded cells, unavailable backends and item-table placements a backend or phase cannot run become skips
+  carrying their reason.
 - Hypothesis settings profiles are registered here, once: `ci` (default) and `nightly`.
 """
 from __future__ import annotations
@@ -93,28 +94,33 @@ def pytest_generate_tests(metafunc):
 
     from backends import get_backend
     from kernels import kernel_availability
+    from matrices.embedding import cell_placement
     from models import preset
+    from models.embedding import phase_problem
 
     config = metafunc.config
     matrix, keep = config._genrec_matrix, _backend_filter(config)
     availability: dict[str, tuple[bool, str]] = {}
-    devices: dict[str, str] = {}
+    backends, devices = {}, {}
     params, runnable = [], []
     for cell, excluded in matrix.cells(config._genrec_known):
         if not keep(cell.backend):
             continue
         if cell.backend not in availability:
-            backend = get_backend(cell.backend)
+            backends[cell.backend] = backend = get_backend(cell.backend)
             availability[cell.backend] = backend.availability()
             devices[cell.backend] = torch.device(backend.device).type
         ok, why = availability[cell.backend]
         kernel_ok, kernel_why = kernel_availability(cell.kernel, devices[cell.backend])
         limit = preset(cell.model).max_seq_len
+        placement = cell_placement(preset(cell.model).embedding, cell.embedding)
         reason = (excluded
                   or (None if ok else f"{cell.backend} unavailable: {why}")
                   or (None if kernel_ok else kernel_why)
                   or (f"seq_len {cell.seq_len} exceeds {cell.model}'s max_seq_len {limit}"
-                      if cell.seq_len > limit else None))
+                      if cell.seq_len > limit else None)
+                  or backends[cell.backend].placement_problem(placement)
+                  or phase_problem(cell.phase, placement))
         marks = [pytest.mark.skip(reason=reason)] if reason else []
         marks.append(pytest.mark.benchmark(group=f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}"))
         params.append(pytest.param(cell, id=cell.id, marks=marks))

@@ -43,8 +43,19 @@ class Session(abc.ABC):
         """Wait for all device work this session issued (no-op on CPU)."""
 
     def info(self) -> dict:
-        """What the record should say about how this session runs (providers, options, precision policy)."""
+        """What the record should say about how this session runs (providers, options, precision policy); an
+        `embedding` key becomes the record's own `embedding` section. Called once, right after the timed
+        rounds and before any further call of the closure."""
         return {}
+
+    def start_timed_rounds(self) -> None:
+        """Called after the warm-up rounds, right before the timed ones (outside timing): a session that
+        counts what its calls do (an embedding cache) resets its counters here."""
+
+    def oracle_result(self, last_result: Any) -> Any:
+        """What the oracle rechecks after the timed rounds: by default the last timed round's result. A session
+        whose rounds run other inputs than the cell's own runs the cell's own inputs once more here."""
+        return last_result
 
     def extra_records(self, matrix) -> dict:
         """Further measurements after the per-call timing, as record sections (e.g. `{"serving": {...}}` for a
@@ -74,6 +85,15 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     # Where its work runs: the memory probe watches this device (NVML, allocator) for the whole cell.
     device: ClassVar[str] = "cpu"
+    # Where it can keep the item table (models/embedding): exported graphs and servers hold it on the device.
+    placements: ClassVar[tuple[str, ...]] = ("device",)
+
+    def placement_problem(self, placement: str) -> str | None:
+        """Why this backend cannot run an item table placed `placement` (None when it can)."""
+        if placement in self.placements:
+            return None
+        return (f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
+                f"(placements: {', '.join(self.placements)}); the torch backends run it")
 
     def availability(self) -> tuple[bool, str]:
         return True, ""
@@ -95,6 +115,9 @@ class Backend(abc.ABC):
         if cell.precision not in self.precisions:
             raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
                                f"precisions: {', '.join(self.precisions)}")
+        problem = self.placement_problem(getattr(getattr(model, "embedding", None), "placement", "device"))
+        if problem:
+            raise BackendUnavailable(self.name, problem)
         try:
             session = self.prepare_impl(model, cell)
         except HarnessError:

@@ -74,8 +74,9 @@ def plan_rounds(timing: Timing, warm_ms: float) -> int:
 
 
 def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Callable[[], None],
-                 timing: Timing) -> TimingResult:
-    """Warm up, size the rounds to the time budget, then time through `benchmark.pedantic`."""
+                 timing: Timing, before_timed: Callable[[], None] | None = None) -> TimingResult:
+    """Warm up, size the rounds to the time budget, then time through `benchmark.pedantic`; `before_timed`
+    runs between the two (outside any timed call), e.g. to reset a cache's counters."""
     samples: list[float] = []
     target = _sampler(run, method, synchronize, samples)
     for _ in range(timing.warmup_rounds):
@@ -83,6 +84,8 @@ def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Ca
     warm_ms = min(samples) if samples else 0.0
     rounds = plan_rounds(timing, warm_ms)
     samples.clear()
+    if before_timed is not None:
+        before_timed()
     last = benchmark.pedantic(target, rounds=rounds, warmup_rounds=0, iterations=1)
     return TimingResult(samples_ms=list(samples), rounds=rounds, warmup_rounds=timing.warmup_rounds,
                         method=method, last_result=last)
