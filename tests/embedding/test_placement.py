@@ -113,6 +113,8 @@ def test_large_tables_initialise_in_seeded_chunks(monkeypatch):
     assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, table_init.item_table(50, 4, 4).weight)
     assert bool((a.weight[0] == 0).all()) and a.padding_idx == 0
     assert 0.3 < float(a.weight.detach()[1:].std()) < 0.7  # N(0, 1/d) with d = 4
+    with torch.inference_mode():  # as the oracle builds its reference model (the first H100 run failed here)
+        assert torch.equal(table_init.item_table(50, 4, seed=3).weight, a.weight)
 
 
 def test_draw_on_a_named_device_is_the_default_stream():
