@@ -4,7 +4,8 @@
   cells are collected, not before: a unit-test run never reads it. A bad file stops the run with one line
   naming file, line and field.
 - bench/ tests that take the `cell` fixture are parametrized with one test per cell, ids that read like the
-  cell; excluded cells and unavailable backends become skips carrying their reason.
+  cell; excluded cells, unavailable backends and item-table placements a backend or phase cannot run become
+  skips carrying their reason.
 - Hypothesis settings profiles are registered here, once: `ci` (default) and `nightly`.
 """
 from __future__ import annotations

@@ -113,8 +113,23 @@ class Session(abc.ABC):
         """Wait for all device work this session issued (no-op on CPU)."""
 
     def info(self) -> dict:
-        """What the record should say about how this session runs (providers, options, precision policy)."""
+        """What the record should say about how this session runs (providers, options, precision policy); an
+        `embedding` key becomes the record's own `embedding` section. Called once, right after the timed
+        rounds and before any further call of the closure."""
         return {}
+
+    # Whether the closure's calls after the first run other inputs than the runner's own (a cell measuring an
+    # embedding placement rotates through fresh batches): the oracle then judges `oracle_result`, not each call.
+    varies_inputs: bool = False
+
+    def start_timed_rounds(self) -> None:
+        """Called after the warm-up rounds, right before the timed ones (outside timing): a session that
+        counts what its calls do (an embedding cache) resets its counters here."""
+
+    def oracle_result(self, last_result: Any) -> Any:
+        """The answer to the runner's own inputs after its calls: by default the last call's result. A session
+        that varies its inputs runs the runner's own inputs once more here."""
+        return last_result
 
     def provenance(self) -> dict:
         """What the backend itself can say about what ran, for the record's `provenance` (e.g. an ONNX graph's
@@ -149,6 +164,15 @@ class Backend(abc.ABC):
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     # Where its work runs: the memory probe watches this device (NVML, allocator) for the whole cell.
     device: ClassVar[str] = "cpu"
+    # Where it can keep the item table (models/embedding): exported graphs and servers hold it on the device.
+    placements: ClassVar[tuple[str, ...]] = ("device",)
+
+    def placement_problem(self, placement: str) -> str | None:
+        """Why this backend cannot run an item table placed `placement` (None when it can)."""
+        if placement in self.placements:
+            return None
+        return (f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
+                f"(placements: {', '.join(self.placements)}); the torch backends run it")
 
     def availability(self, context: RunContext | None = None) -> tuple[bool, str]:
         """(True, "") when this machine can run the backend, else (False, why not)."""
@@ -171,6 +195,9 @@ class Backend(abc.ABC):
         if cell.precision not in self.precisions:
             raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
                                f"precisions: {', '.join(self.precisions)}")
+        problem = self.placement_problem(getattr(getattr(model, "embedding", None), "placement", "device"))
+        if problem:
+            raise BackendUnavailable(self.name, problem)
         try:
             session = self.prepare_impl(model, cell, context)
         except HarnessError:

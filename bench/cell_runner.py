@@ -5,7 +5,9 @@ checks that need no second implementation (bench/checks.py); what really ran is 
 (bench/provenance.py). A verdict is raised only after the timing and the record are written, so a wrong cell
 still leaves its numbers in the JSON (marked `numerics.passed: false`). A record is complete and valid or
 absent: once a cell is timed, a failure in what follows still leaves a valid record, marked failed with why.
-With pytest-benchmark disabled, a cell runs the oracle's checks only and records nothing.
+With pytest-benchmark disabled, a cell runs the oracle's checks only and records nothing. The cell's embedding
+placement (its preset's, the matrix section's knobs, its label's placement and budget) travels with the model
+it hands the backend.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from genrec_bench.matrices.cells import Cell
 from genrec_bench.matrices.errors import BackendUnavailable, OracleMismatch
 from genrec_bench.matrices.serving import serving_spec
 from genrec_bench.models import draw, preset
+from genrec_bench.models.embedding.spec import resolve
 
 INPUT_SEED = 1234
 STORED_SAMPLES = 1000  # raw per-round samples kept in the record, at most
@@ -50,8 +53,10 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
         raise BackendUnavailable(cell.backend, reason)
     limits = limits_for(cell.precision, cell.phase, matrix.tolerance)
     extra, record = {}, None
+    embedding = resolve(cfg.embedding, matrix.sections.get("embedding"), cell.embedding)
+    model = model_for(cell.model, cell.kernel).variant(embedding=embedding)
     with MemoryProbe(backend.device_for(context)) as probe:
-        with backend.prepare(model_for(cell.model, cell.kernel), cell, context) as session:
+        with backend.prepare(model, cell, context) as session:
             device = session.device
             before_dispatch = dict(DISPATCHED)
             run = session.runner(drawn)
@@ -66,6 +71,7 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
                 numerics, _ = independent_checks(session, cell, cfg, drawn, fetched, numerics, limits, draw,
                                                  INPUT_SEED)
                 return _verdict_only(cell, numerics, ran)
+            info = None
             if cell.scenario:  # an MLPerf LoadGen scenario instead of per-call timing (bench/loadgen/)
                 scenario = run_scenario(benchmark, session, cell, context, limits)
                 timed, extra["scenario"] = scenario.timing, scenario.record
@@ -73,15 +79,29 @@ def run_cell(benchmark, cell: Cell, context: RunContext,
                     numerics = worst(numerics, scenario.numerics, "LoadGen accuracy mode over every sample")
                 calls = ["the first call", "LoadGen's accuracy mode: every sample of the Query Sample Library"]
                 rate = (scenario.samples_per_s, scenario.mean_history)
+            elif session.varies_inputs:  # its calls rotate through fresh batches: judge its own inputs after them
+                timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing,
+                                     before_timed=session.start_timed_rounds)
+                info = session.info()  # before any further call: its counters cover the timed rounds
+                last = session.oracle_result(timed.last_result)
+                numerics = worst(numerics, compare(ref, *session.fetch(last), limits), "after the timed rounds")
+                calls = ["the first call", f"the cell's own inputs again after {timed.warmup_rounds} warm-up and "
+                                           f"{timed.rounds} timed calls on rotating batches of the workload"]
+                rate = None
             else:
                 rounds = RoundChecks(session, ref, limits)
-                timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing, rounds)
+                timed = time_closure(benchmark, run, session.timer, session.synchronize, matrix.timing, rounds,
+                                     before_timed=session.start_timed_rounds)
                 numerics = rounds.fold(numerics)
                 calls = [f"every call: the first, {timed.warmup_rounds} warm-up and {timed.rounds} timed"]
                 rate = None
             try:
+                info = info if info is not None else session.info()
+                backend_info = {"name": cell.backend, **{k: v for k, v in info.items() if k != "embedding"}}
+                if "embedding" in info:
+                    extra["embedding"] = info["embedding"]
                 record = _record(cell, matrix, drawn, timed, probe.result(), numerics, calls, ran,
-                                 environment(device), {"name": cell.backend, **session.info()}, rate)
+                                 environment(device), backend_info, rate, **extra)
                 if on_measured is not None:
                     on_measured(record, list(timed.samples_ms))
                 if served is not None:

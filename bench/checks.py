@@ -47,8 +47,9 @@ class RoundChecks:
 
 
 def _run_once(session, drawn: dict):
+    """The session's answer to `drawn` (a session that varies its inputs answers its runner's own once more)."""
     run = session.runner(drawn)
-    result = run()
+    result = session.oracle_result(run())
     session.synchronize()
     return session.fetch(result)
 

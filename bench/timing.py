@@ -102,9 +102,11 @@ def plan_rounds(timing: Timing, warm_ms: float) -> int:
 
 
 def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Callable[[], None],
-                 timing: Timing, after_round: Callable[[Any], None] | None = None) -> TimingResult:
+                 timing: Timing, after_round: Callable[[Any], None] | None = None,
+                 before_timed: Callable[[], None] | None = None) -> TimingResult:
     """Warm up, size the rounds to the time budget, then time through `benchmark.pedantic`; `after_round(out)`
-    sees each warm-up call's and timed round's output, outside the timed interval."""
+    sees each warm-up call's and timed round's output, outside the timed interval; `before_timed` runs between
+    warm-up and timed rounds (outside any timed call), e.g. to reset a cache's counters."""
     samples: list[float] = []
     target = _sampler(run, method, synchronize, samples)
     outputs: list[Any] = []
@@ -124,6 +126,8 @@ def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Ca
     warm_ms = min(samples) if samples else 0.0
     rounds = plan_rounds(timing, warm_ms)
     samples.clear()
+    if before_timed is not None:
+        before_timed()
     last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1, teardown=teardown)
     return TimingResult(samples_ms=list(samples), rounds=rounds, warmup_rounds=timing.warmup_rounds,
                         method=method, last_result=last)

@@ -1,5 +1,6 @@
 """Matrix files: YAML axes → validated, frozen cells (the first stage of the data flow)."""
 from genrec_bench.matrices import (  # noqa: F401  (each registers its section parser)
+    embedding,  # `embedding:` and the embedding label check
     scenario,  # `scenario:`
     serving,  # `serving:`
 )

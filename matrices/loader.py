@@ -14,6 +14,7 @@ from typing import Any
 
 from genrec_bench.matrices.cells import (
     AXES,
+    DEFAULT_EMBEDDING,
     DEFAULT_KERNEL,
     DEFAULT_MODE,
     DEFAULT_SCENARIO,
@@ -99,7 +100,8 @@ class Matrix:
 
 # Cells that share inputs and a reference (model, phase, shape) are generated next to each other, so the
 # oracle's fp32 reference is computed once for all backends, modes and precisions of a shape.
-RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision", "scenario")
+RUN_ORDER = ("model", "phase", "seq_len", "batch", "kernel", "backend", "mode", "precision", "embedding",
+             "scenario")
 
 
 def _product(axes: Mapping[str, tuple], known: Known):
@@ -116,6 +118,8 @@ TOP_LEVEL = ("name", "description", "axes", "include", "exclude", "timing", "tol
 TOLERANCE_FIELDS = ("max_abs_err", "max_rel_err", "topk_agreement", "max_bias")
 # Extra top-level sections other components parse (e.g. `serving:`): name → parser(path, node) → value.
 SECTION_PARSERS: dict[str, Callable[[str, Any], Any]] = {}
+# Axes whose values another module knows how to check (e.g. `embedding` labels): axis → value → problem | None.
+AXIS_CHECKS: dict[str, Callable[[Any], str | None]] = {}
 
 
 def load_matrix(path: str, known: Known) -> Matrix:
@@ -205,7 +209,8 @@ def _axes(path: str, node: Any, known: Known) -> dict[str, tuple]:
     if not isinstance(node, LineDict):
         raise MatrixError(path, getattr(node, "line", None), "axes", "must be a mapping of axis name → list")
     _no_unknown_keys(path, node, AXES, "axes.")
-    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,), "scenario": (DEFAULT_SCENARIO,)}
+    axes: dict[str, tuple] = {"mode": (DEFAULT_MODE,), "kernel": (DEFAULT_KERNEL,),
+                              "embedding": (DEFAULT_EMBEDDING,), "scenario": (DEFAULT_SCENARIO,)}
     for axis in AXES:
         if axis not in node:
             if axis in axes:
@@ -239,7 +244,8 @@ def _axis_values(path: str, node: LineDict, axis: str, known: Known, where: str,
 
 def _example(axis: str) -> str:
     return {"batch": "1, 8", "seq_len": "32", "precision": "fp32", "phase": "prefill", "backend": "torch-cpu",
-            "model": "tiny", "mode": "eager", "kernel": "torch", "scenario": "none, server"}[axis]
+            "model": "tiny", "mode": "eager", "kernel": "torch", "embedding": "device, cached-10pct",
+            "scenario": "none, server"}[axis]
 
 
 def _check_value(path, line, where, axis, value, known: Known) -> None:
@@ -251,6 +257,11 @@ def _check_value(path, line, where, axis, value, known: Known) -> None:
         if value > BOUNDS[axis]:
             raise MatrixError(path, line, where, f"{value:,} is more than the {BOUNDS[axis]:,} a cell may ask for; "
                                                  f"lower it")
+        return
+    if axis in AXIS_CHECKS:
+        problem = AXIS_CHECKS[axis](value)
+        if problem:
+            raise MatrixError(path, line, where, problem)
         return
     choices = {
         "model": known.models,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from genrec_bench.models.embedding.spec import EmbeddingError, EmbeddingSpec, spec_from_mapping
+
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 
 
@@ -55,6 +57,8 @@ class ModelConfig:
     top_k: int
     seed: int = 0
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    # Where the item table lives and how a cache of it behaves (matrices/embedding.py); cells may override it.
+    embedding: EmbeddingSpec = field(default_factory=EmbeddingSpec)
 
     @property
     def head_dim(self) -> int:
@@ -66,8 +70,12 @@ class ModelConfig:
         return 3 + len(self.context_vocab)
 
     def fingerprint(self) -> str:
-        """Stable hash of everything that changes the weights or graph (cache keys use it)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Stable hash of everything that changes the weights or graph (cache keys use it). The embedding
+        placement changes neither (exports and servers hold the whole table on their device), so it is left
+        out and existing fingerprints stay what they were."""
+        fields = asdict(self)
+        fields.pop("embedding")
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _validate(cfg: ModelConfig) -> ModelConfig:
@@ -97,11 +105,15 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 @cache
 def presets() -> dict[str, ModelConfig]:
     """Every preset in models/presets.yaml, by name."""
-    raw = yaml.safe_load(PRESETS_FILE.read_text())
+    raw = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))  # not the locale's (ASCII in the Triton stub)
     out = {}
     for name, spec in raw.items():
         spec = dict(spec)
         spec["workload"] = WorkloadConfig(**spec.get("workload", {}))
+        try:
+            spec["embedding"] = spec_from_mapping(spec.get("embedding"), f"{PRESETS_FILE}: preset {name}")
+        except EmbeddingError as err:
+            raise PresetError(str(err)) from None
         spec["context_vocab"] = tuple(spec["context_vocab"])
         spec["mlp_hidden"] = tuple(spec["mlp_hidden"])
         out[name] = _validate(ModelConfig(name=name, **spec))

@@ -162,9 +162,19 @@ def read_history(history: str | os.PathLike, *, validate: bool = False) -> Histo
     return History(runs, problems)
 
 
+def _is_run_file(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # unreadable: let the reader name what is wrong with it
+    return isinstance(doc, dict) and ("benchmarks" in doc or {"machine", "records"} <= set(doc))
+
+
 def baseline_files(folder: str | os.PathLike = BASELINES) -> list[Path]:
-    """The committed baselines of a machine: its nightly, serving and kernel micro-benchmark files."""
-    files = sorted(Path(folder).glob("*.json"))
+    """The committed baselines of a machine: its nightly, serving and kernel micro-benchmark files (pytest-
+    benchmark JSON, or a micro-benchmark's machine + records). Other measurement files kept beside them (a
+    probe's raw figures, a container of several sessions' results) are not runs of the history."""
+    files = [path for path in sorted(Path(folder).glob("*.json")) if _is_run_file(path)]
     if not files:
         raise ResultsError(f"{folder}: no baseline JSON files here")
     return files

@@ -21,17 +21,8 @@ timing: {warmup_rounds: 1, rounds: 5, min_rounds: 3, max_time_s: 0.2}
 """
 
 
-def run_bench(tmp_path, matrix_text, *extra):
-    matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
-    matrix.write_text(matrix_text)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/", "-q", "-p", "no:cacheprovider",
-                           "--matrix", str(matrix), "--benchmark-json", str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    return proc, (json.loads(out.read_text()) if out.exists() else None)
-
-
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
+def bench_run(tmp_path_factory, run_bench):
     tmp_path = tmp_path_factory.mktemp("e2e")
     proc, doc = run_bench(tmp_path, MATRIX)
     return tmp_path, proc, doc
@@ -66,7 +57,7 @@ def test_records_validate_and_summarize(bench_run, capsys):
     assert "tiny-torch-cpu-bf16-b2-s16-rank" in table and "6 cells on" in table
 
 
-def test_pytest_benchmark_compares_two_runs_of_ours(bench_run, tmp_path):
+def test_pytest_benchmark_compares_two_runs_of_ours(bench_run, tmp_path, run_bench):
     """machine_info is the same for two runs on one machine, and pytest-benchmark's own compare and histogram
     read our files."""
     first_dir, _, first = bench_run
@@ -91,7 +82,7 @@ def test_pivot_tables_one_metric_by_axes(bench_run, capsys):
     assert all(line.count("|") == 4 and "–" not in line for line in lines[2:])
 
 
-def test_an_oracle_failure_fails_the_cell_but_keeps_its_numbers(tmp_path):
+def test_an_oracle_failure_fails_the_cell_but_keeps_its_numbers(tmp_path, run_bench):
     impossible = MATRIX + "tolerance: {bf16: {max_rel_err: 0.0}}\n"
     proc, doc = run_bench(tmp_path, impossible, "-k", "prefill")
     assert proc.returncode == 1

@@ -49,9 +49,20 @@ def test_torch_bucket_runners_refill_in_place_and_the_batcher_pads():
 
 
 def closure_tensors(run) -> list:
-    """The input tensors a bucket's closure reads (its captured tuple of inputs)."""
-    cells = [c.cell_contents for c in inspect.unwrap(run).__closure__ or ()]
-    tensors = [t for c in cells if isinstance(c, tuple) for t in c if isinstance(t, torch.Tensor)]
+    """The input tensors a bucket's closure reads (a tuple of inputs it captured, directly or through the
+    functions it captured, such as the source of its inputs)."""
+    seen, tensors, todo = set(), [], [inspect.unwrap(run)]
+    while todo:
+        fn = todo.pop()
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        for cell in fn.__closure__ or ():
+            value = cell.cell_contents
+            if isinstance(value, tuple):
+                tensors += [t for t in value if isinstance(t, torch.Tensor)]
+            elif callable(value) and getattr(value, "__closure__", None):
+                todo.append(value)
     assert tensors, "the closure holds no input tuple: the test no longer looks where the inputs are"
     return tensors
 
