@@ -5,6 +5,7 @@ generator (bench/serving) at one rate against the same model."""
 import dataclasses
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -23,9 +24,8 @@ from genrec_bench.bench.serving.scenarios import poisson_load
 from genrec_bench.bench.timing import SAMPLE_CLOCK
 from genrec_bench.matrices.serving import PoissonSpec
 
-from .test_torch_scenarios import ROOT
-
 pytestmark = pytest.mark.serving
+ROOT = Path(__file__).resolve().parents[2]
 lg = pytest.importorskip("mlperf_loadgen", reason="MLPerf LoadGen is not installed (the `loadgen` extra)")
 CELL = "tiny-triton-grpc-latency-fp32-b8-s32-prefill-{}"
 # The agreement: both generators at one rate against the same model at the same time, each for its own window
