@@ -59,6 +59,7 @@ class MemoryProbe:
         self._stop = threading.Event()
         self._peak_rss = self._peak_dev = self._peak_proc = 0
         self._nvml: _Nvml | None = None
+        self._torch_peak: int | None = None  # set on exit; until then result() reads the peak so far
 
     def _sample(self):
         self._peak_rss = max(self._peak_rss, self._proc.memory_info().rss)
@@ -109,7 +110,10 @@ class MemoryProbe:
             "note": "CPU cell: no device memory" if not self.cuda else "",
         }
         if self.cuda:
-            out["torch_max_allocated_mb"] = self._torch_peak / MB
+            # Called inside the block too (a worker sends the record as soon as the cell is timed): the peak
+            # so far then, the whole block's once it has ended.
+            peak = self._torch_peak if self._torch_peak is not None else torch.cuda.max_memory_allocated(self.device)
+            out["torch_max_allocated_mb"] = peak / MB
             if self._nvml is not None and self._nvml.handle is not None:
                 out["device_used_peak_mb"] = self._peak_dev / MB
                 out["device_used_start_mb"] = (self._start_dev or 0) / MB

@@ -37,3 +37,35 @@ def test_memory_probe_sees_a_host_allocation():
     del block
     assert mem["host_peak_rss_mb"] - mem["host_rss_start_mb"] >= 60
     assert mem["device_used_peak_mb"] is None and mem["torch_max_allocated_mb"] is None
+
+
+def test_a_cuda_probe_reads_the_peak_so_far_inside_its_block_and_the_whole_peak_after(monkeypatch):
+    """A worker sends a cell's record while the probe is still open: the CUDA branch must not need __exit__.
+    torch.cuda and NVML are stood in for, so this runs without a GPU."""
+    import torch
+
+    import genrec_bench.bench.memory as memory
+
+    peaks = iter([10 * memory.MB, 30 * memory.MB])
+    for name in ("empty_cache", "synchronize", "reset_peak_memory_stats"):
+        monkeypatch.setattr(torch.cuda, name, lambda *a, **k: None)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda *a, **k: next(peaks))
+
+    class NoNvml:
+        handle, reason = None, "no NVML in this test"
+
+        def __init__(self, index):
+            pass
+
+        def device_used(self):
+            return None
+
+        def process_used(self, pid):
+            return None
+
+    monkeypatch.setattr(memory, "_Nvml", NoNvml)
+    with MemoryProbe("cuda:0", interval_s=0.001) as probe:
+        inside = probe.result()
+    after = probe.result()
+    assert inside["torch_max_allocated_mb"] == 10
+    assert after["torch_max_allocated_mb"] == 30
