@@ -2,7 +2,7 @@
 moves per second, what the cache's lookup step costs alone (eager and in a CUDA graph), how fast the `large`
 preset's workload is drawn (CPU and GPU) and its item table initialised.
 
-    python -m bench.embedding_probe --out probe.json
+    python -m genrec_bench.bench.embedding_probe --out probe.json
 
 Times are medians of CUDA events (perf_counter on the CPU) after a warm-up; each figure says its sizes.
 """
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import statistics
 import sys
 import time
 
 import torch
 
+from genrec_bench.bench.stats import percentile
 from genrec_bench.kernels.row_fetch import fetch_rows
 from genrec_bench.models import preset
 from genrec_bench.models.embedding import EmbeddingCache
@@ -37,7 +37,7 @@ def cuda_ms(fn, repeats: int = REPEATS) -> float:
         end.record()
         end.synchronize()
         times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return percentile(times, 50)
 
 
 def host_ms(fn, repeats: int = 3) -> float:
@@ -46,7 +46,7 @@ def host_ms(fn, repeats: int = 3) -> float:
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    return percentile(times, 50)
 
 
 def zero_copy(host: torch.Tensor, counts: tuple[int, ...]) -> list[dict]:
@@ -104,7 +104,8 @@ def drawing(counts: tuple[int, ...]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.embedding_probe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.embedding_probe",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():

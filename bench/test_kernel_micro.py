@@ -1,4 +1,4 @@
-"""GPU smoke run of the kernel micro-benchmarks (the full run is ``python -m bench.kernel_micro``)."""
+"""GPU smoke run of the kernel micro-benchmarks (full run: ``python -m genrec_bench.bench.kernel_micro``)."""
 from __future__ import annotations
 
 import pytest

@@ -10,8 +10,8 @@ Dynamic batching and instance groups come from the matrix's `serving:` section. 
 genrec can instead be an ONNX Runtime or TensorRT model (`onnxruntime_onnx` / `tensorrt_plan` configs): the
 generator writes their configs; the model file itself comes from the ONNX/TensorRT export.
 
-`python -m backends.triton_server.repository --model tiny --phase prefill --out DIR` writes a repository for a
-server of your own (then run the bench with `--triton-url`).
+`python -m genrec_bench.backends.triton_server.repository --model tiny --phase prefill --out DIR` writes a
+repository for a server of your own (then run the bench with `--triton-url`).
 """
 from __future__ import annotations
 
@@ -229,7 +229,8 @@ def main(argv=None) -> int:
     """Write a repository for an external server (e.g. NVIDIA's container) to serve."""
     from genrec_bench.models import preset
 
-    parser = argparse.ArgumentParser(prog="python -m backends.triton_server.repository", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m genrec_bench.backends.triton_server.repository",
+                                     description=main.__doc__)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--phase", default="prefill", choices=SERVED_PHASES)
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
