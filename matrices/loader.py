@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,8 @@ class Timing:
 BOUNDS = {"warmup_rounds": 10_000, "rounds": 100_000, "min_rounds": 100_000, "max_time_s": 3600.0,
           "timeout_s": 86_400.0, "batch": 65_536, "seq_len": 65_536}
 MAX_CELLS = 100_000
+# A number in exponent notation that YAML 1.1 reads as text: `2e-5` (no dot), `2.5e5` (no sign).
+_EXPONENT_TEXT = re.compile(r"[-+]?[0-9]+(\.[0-9]*)?[eE][-+]?[0-9]+")
 ISOLATIONS = ("none", "worker")
 
 
@@ -308,7 +311,16 @@ def _number(path, node: LineDict, key, where, *, integer: bool, minimum: float, 
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         kind = "an integer" if integer else "a number"
-        raise MatrixError(path, line, where, f"must be {kind}, got {value!r}")
+        hint = ""
+        if isinstance(value, str) and _EXPONENT_TEXT.fullmatch(value):
+            # YAML 1.1 reads an exponent without a dot (2e-5) as text, so it reaches here as a string.
+            mantissa, exponent = re.split("[eE]", value)
+            mantissa += "" if "." in mantissa else ".0"
+            exponent = exponent if exponent[0] in "+-" else "+" + exponent
+            hint = ("; write it out in decimal digits" if integer else
+                    f" (YAML 1.1 reads a number as one only with a dot and a signed exponent); write "
+                    f"{mantissa}e{exponent}")
+        raise MatrixError(path, line, where, f"must be {kind}, got {value!r}{hint}")
     if not math.isfinite(value):
         raise MatrixError(path, line, where, f"must be a finite number, got {value}")
     if value < minimum or (strict and value == minimum):

@@ -100,3 +100,19 @@ def test_kernel_availability_explains_a_cpu_without_the_interpreter(monkeypatch)
     monkeypatch.setenv("TRITON_INTERPRET", "1")
     assert kernel_availability("triton", "cpu") == (True, "")
     assert kernel_availability("cuda", "cpu")[0] is False
+
+
+@pytest.mark.parametrize("name, phases, served", [
+    ("smoke.yaml", {"prefill", "decode", "rank"}, True),
+    ("nightly.yaml", {"prefill", "decode", "rank"}, False),
+])
+def test_shipped_matrices_send_empty_and_overlong_histories(name, phases, served):
+    """The inputs a plain workload never draws (no history; a raw history longer than the window) are cells of
+    the matrices CI and the nightly run, in every phase, and (smoke) through the served preprocess as well."""
+    known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
+    matrix = load_matrix(str(ROOT / "matrices" / name), known)
+    edge = [cell for cell, reason in matrix.cells(known) if reason is None
+            and presets()[cell.model].workload.empty_share > 0 and presets()[cell.model].workload.overlong_share > 0]
+    assert {cell.phase for cell in edge} == phases, [c.id for c in edge]
+    assert all(cell.seq_len == presets()[cell.model].max_seq_len for cell in edge)  # overlong needs the window
+    assert any(cell.backend.startswith("triton-") for cell in edge) == served

@@ -119,3 +119,30 @@ def test_a_bug_the_reference_shares_is_caught_by_a_check_that_needs_no_second_im
     outcomes, _ = run(project, backend="torch-cpu", phase=phase)
     (only,) = [r for k, r in outcomes.items() if "torch-cpu" in k]
     assert only.failed and words in str(only.longrepr), str(only.longrepr)
+
+
+WRONG_LOOKUP = """\
+from genrec_bench.bench import cell_runner
+original = cell_runner.limits_for
+
+
+def pytest_configure(config):
+    # The lookup a cell is judged by, broken: every precision gets bf16's limits.
+    cell_runner.limits_for = lambda precision, phase, overrides=None: original("bf16", phase, overrides)
+
+
+def pytest_unconfigure(config):
+    cell_runner.limits_for = original
+"""
+
+
+def test_a_cell_judged_by_another_precisions_limits_fails_though_its_answer_is_right(pytester, project):
+    pytester.makepyfile(wrong_lookup=WRONG_LOOKUP)
+    pytester.makeconftest(CONFTEST + 'pytest_plugins = ["genrec_bench.conftest", "wrong_lookup"]\n')
+    outcomes, records = run(project, backend="torch-cpu")
+    (only,) = outcomes.values()
+    assert only.failed, "an fp32 cell judged by bf16's limits must fail"
+    assert "false label: judged by the wrong limits: max_rel_err=0.025 (want 2e-05)" in str(only.longrepr), \
+        str(only.longrepr)
+    (record,) = records.values()
+    assert record["numerics"]["passed"] is False and record["numerics"]["tolerance"]["max_rel_err"] == 0.025

@@ -182,6 +182,27 @@ def test_an_output_path_that_cannot_take_the_results_stops_the_run_before_the_fi
         or words in result.stderr.str()
 
 
+@pytest.mark.parametrize("option", ["--benchmark-json", "--matrix-jsonl"])
+def test_an_output_into_a_folder_that_cannot_be_written_is_one_usage_line(pytester, option):
+    pytester.makeconftest('pytest_plugins = ["genrec_bench.conftest"]\n')
+    pytester.makepyfile(test_unit="def test_one():\n    pass\n")
+    path = "/proc/self/out.json"  # a folder no one may create a file in, root included
+    result = pytester.runpytest(option, path)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.errlines if line.strip()] == [
+        f"ERROR: {option} {path}: cannot be written (No such file or directory)"]
+
+
+def test_an_unknown_hypothesis_profile_is_one_usage_line(pytester, monkeypatch):
+    pytester.makeconftest('pytest_plugins = ["genrec_bench.conftest"]\n')
+    pytester.makepyfile(test_unit="def test_one():\n    pass\n")
+    monkeypatch.setenv("GENREC_HYPOTHESIS_PROFILE", "nope")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.errlines if line.strip()] == [
+        "ERROR: GENREC_HYPOTHESIS_PROFILE='nope' is not a Hypothesis profile; use ci or nightly"]
+
+
 def test_the_json_and_the_jsonl_on_one_path_is_refused(pytester, tmp_path):
     pytester.makeconftest('pytest_plugins = ["genrec_bench.conftest"]\n')
     same = tmp_path / "out.json"

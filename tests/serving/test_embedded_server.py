@@ -55,6 +55,20 @@ def leftovers(before_shm: set, records: list) -> list[str]:
         if Path(srv["workdir"]).exists():
             found.append(srv["workdir"])
     found += [str(p) for p in Path("/tmp").glob("python_env_*")]
+    found += [f"Python-backend stub pid {pid}" for pid in stubs(before_shm)]
+    return found
+
+
+def stubs(before_shm: set) -> list[int]:
+    """Live Python-backend stubs of a server started since `before_shm` was taken: each names its own /dev/shm
+    region on its command line. After a server's kill -9 they are orphans that ignore SIGTERM."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["status"] == psutil.STATUS_ZOMBIE or not any("triton_python_backend_stub" in a for a in cmdline):
+            continue
+        if any(a.startswith(server.SHM_PREFIX) and a not in before_shm for a in cmdline):
+            found.append(proc.pid)
     return found
 
 
@@ -226,3 +240,49 @@ def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
         assert after - before == set(), "the bench started no server of its own"
     finally:
         srv.stop()
+
+
+def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path):
+    """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session closes
+    (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is left."""
+    import os
+
+    shm, env_dirs = server.shm_regions(), set(Path("/tmp").glob("python_env_*"))
+    tmp = tmp_path / "tmp"  # the run's own TMPDIR: the cell's and the server's folders land here
+    tmp.mkdir()
+    matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
+    matrix.write_text("name: term\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32], "
+                      "batch: [2], seq_len: [16], phase: [prefill]}\n"
+                      "timing: {warmup_rounds: 1, rounds: 100000, min_rounds: 100000, max_time_s: 300}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench/test_cells.py", "-q", "-p", "no:cacheprovider",
+                             "--matrix", str(matrix), "--benchmark-json", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    ours: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 180
+        while not list(tmp.glob("genrec-triton-cell-*")):  # the cell's session is prepared
+            assert proc.poll() is None and time.monotonic() < deadline, "the Triton cell never started"
+            time.sleep(0.2)
+        time.sleep(2.0)  # into the timed rounds
+        ours = psutil.Process(proc.pid).children(recursive=True)
+        assert any(p.name() == "tritonserver" for p in ours), [p.name() for p in ours]
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    alive = []
+    for p in ours:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.name()} {p.pid}")
+        except psutil.NoSuchProcess:
+            pass
+    assert alive == [], f"processes of the run outlived it: {alive}"
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(("genrec-", "python_env_"))] == []
+    assert server.shm_regions() - shm == set() and stubs(shm) == []
+    assert set(Path("/tmp").glob("python_env_*")) - env_dirs == set()
