@@ -8,10 +8,10 @@ The catalogue (items 1..N−1; row 0 is padding) is cut into *chunks* of G conse
 into *groups* of ``span`` consecutive chunks (about one group per SM).
 
 1. ``catalogue_scan_kernel``, program (row block, group): the group's tiles of S = states·tableᵀ on the tensor
-   cores (fp32 accumulation), the states' block held in registers/shared memory for the whole group, so the
-   table is the only operand streamed (each table tile is read from HBM once; a second row block reads it from
-   L2 at the same time, as the grid puts the row blocks of a group next to each other). The scores are never
-   written. Per row and chunk it keeps the best key and the second-best score (``chunk_key``, ``chunk_sec``);
+   cores (fp32 accumulation). The states' block is loaded into shared memory once for the whole group, so the
+   table is the only operand streamed (each table tile is read from HBM once; other row blocks read it from
+   L2 at the same time, as the grid puts the row blocks of a group next to each other). Rows wider than
+   ROW_BYTES stream both operands along d instead. The scores are never written. Per row and chunk it keeps the best key and the second-best score (``chunk_key``, ``chunk_sec``);
    per row and group, the best R chunk keys (``group_top``), the next best one (``group_next``, the
    (R+1)-th) and the highest "second-best" of its chunks (``group_opt``, as a key: see below).
 2. ``catalogue_finish_kernel``, one program per row: best = the top k of the row's groups' kept chunk keys
@@ -21,8 +21,8 @@ Why that is exact. Let A be the true top k of the row, κ the k-th key of ``best
 k distinct real items, so κ ≤ min(A) always, and it only rises as items are added.
 
 * An item x ∈ A that is some chunk's best key but not kept by its group g: the R keys g kept are above x, so
-  also in A, and g's (R+1)-th key is ≥ x ≥ κ. So every group with ``group_next`` ≥ κ has all its chunk keys
-  read (those below its R-th, i.e. not already in ``best``), and no other group can hide one.
+  also in A, and g's (R+1)-th key is ≥ x ≥ κ. So every group with ``group_next`` ≥ κ has the rest of its
+  chunk keys (those below its R-th: the R were candidates from the start) read, and no other group can hide one.
 * An item x ∈ A that is not its chunk's best: the chunk's second-best item y has key ≥ x ≥ κ, and its key is
   at most (second-best score, the chunk's first id) — what ``chunk_sec`` gives without knowing y's id. So
   only chunks where that bound is ≥ κ can hide one; they are rescored item by item (all but the chunk's best,
@@ -33,11 +33,14 @@ The answer is then the top k of a set that contains A. Nothing is ever truncated
 chunks rescored (ties are broken by id, and the bounds know the ids' order), never a buffer overflow. With
 random embeddings both repairs touch under one group or chunk per row on average at N = 1M, k = 100.
 
-Rescored items are summed in fp32 in another order than the tensor cores' (their scores, and the order they
-sort in against the first pass's, can differ in the last bits, which ``check_topk``'s slack allows).
+Rescored items go through the scan's own tile code (the same tensor-core dot, the same steps along d), so they
+score exactly as the scan scored them: identical table rows tie exactly and go to the lower id, whichever path
+found them. Cost at B = 256, N = 1M, d = 256: the table read once from HBM (the scan writes 12 B per row and
+chunk, ~25 MB), and the finish's one 512-key sort per row; no [B, N] scores, no torch.topk.
 
 Imported only on the kernel='triton' path (kernels.catalogue_topk imports it lazily).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,7 +62,8 @@ def _pack(scores, items):
     """Order-preserving int64 keys of fp32 scores and int32 item ids (same shapes)."""
     bits = scores.to(tl.int32, bitcast=True)
     ordered = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: flip the magnitude bits
-    return (ordered.to(tl.int64) << 32) | (2147483647 - items).to(tl.int64)  # 2^31 − 1 − item: lower ids rank first
+    low = (2147483647 - items).to(tl.int64)  # 2^31 − 1 − item: lower ids rank first
+    return (ordered.to(tl.int64) << 32) | low
 
 
 @triton.jit
@@ -78,16 +82,35 @@ def _item(keys):
 
 
 @triton.jit
-def _tile_scores(a, states_ptr, table_ptr, rows, row_ok, cols, col_ok, dim, stride_s, stride_t,
-                 RESIDENT: tl.constexpr, D_PAD: tl.constexpr, FULL_D: tl.constexpr, BLOCK_K: tl.constexpr,
-                 EVEN_K: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-                 BLOCK_N: tl.constexpr):
+def _tile_scores(
+    a,
+    states_ptr,
+    table_ptr,
+    rows,
+    row_ok,
+    cols,
+    col_ok,
+    dim,
+    stride_s,
+    stride_t,
+    RESIDENT: tl.constexpr,
+    D_PAD: tl.constexpr,
+    FULL_D: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """fp32 scores [BLOCK_M, BLOCK_N] of the rows against the items ``cols`` (padding lanes score 0)."""
     table_rows = table_ptr + cols.to(tl.int64)[:, None] * stride_t
     if RESIDENT:
         # The whole width in one dot: the states operand ``a`` was loaded once, before the loop over tiles.
         ks = tl.arange(0, D_PAD)
-        b = tl.load(table_rows + ks[None, :], mask=col_ok[:, None] & ((ks < dim) | FULL_D)[None, :], other=0.0)
+        b = tl.load(
+            table_rows + ks[None, :], mask=col_ok[:, None] & ((ks < dim) | FULL_D)[None, :], other=0.0
+        )
         if UPCAST:  # the interpreter's 16-bit dot is not exact; fp32 products of 16-bit inputs are
             b = b.to(tl.float32)
         acc = tl.dot(a, tl.trans(b), input_precision=PRECISION)
@@ -98,8 +121,11 @@ def _tile_scores(a, states_ptr, table_ptr, rows, row_ok, cols, col_ok, dim, stri
         for k0 in range(0, dim, BLOCK_K):
             kk = k0 + ks
             k_ok = (kk < dim) | EVEN_K
-            a_k = tl.load(states_ptr + rows[:, None] * stride_s + kk[None, :],
-                          mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            a_k = tl.load(
+                states_ptr + rows[:, None] * stride_s + kk[None, :],
+                mask=row_ok[:, None] & k_ok[None, :],
+                other=0.0,
+            )
             b_k = tl.load(table_rows + kk[None, :], mask=col_ok[:, None] & k_ok[None, :], other=0.0)
             if UPCAST:
                 a_k = a_k.to(tl.float32)
@@ -112,12 +138,32 @@ def _tile_scores(a, states_ptr, table_ptr, rows, row_ok, cols, col_ok, dim, stri
 # are, and FULL_D/EVEN_K drop the mask along d, which is what lets the operand loads be 16 bytes wide.
 @triton.jit(do_not_specialize=["batch", "items", "dim", "chunks", "span", "batch_bucket"])
 def catalogue_scan_kernel(
-    states_ptr, table_ptr, chunk_key_ptr, chunk_sec_ptr, group_top_ptr, group_next_ptr, group_opt_ptr,
-    batch, items, dim, chunks, span, stride_s, stride_t,
+    states_ptr,
+    table_ptr,
+    chunk_key_ptr,
+    chunk_sec_ptr,
+    group_top_ptr,
+    group_next_ptr,
+    group_opt_ptr,
+    batch,
+    items,
+    dim,
+    chunks,
+    span,
+    stride_s,
+    stride_t,
     batch_bucket,  # only an autotune key
-    G: tl.constexpr, R: tl.constexpr, D_PAD: tl.constexpr, FULL_D: tl.constexpr, BLOCK_K: tl.constexpr,
-    EVEN_K: tl.constexpr, RESIDENT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    G: tl.constexpr,
+    R: tl.constexpr,
+    D_PAD: tl.constexpr,
+    FULL_D: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    RESIDENT: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
 ):
     """Per row: each chunk's best key and second-best score, each group's best R chunk keys, the (R+1)-th, and
     the bound on its chunks' second-best keys; see the module doc. G is a multiple of BLOCK_N, R ≤ 4."""
@@ -134,8 +180,11 @@ def catalogue_scan_kernel(
     a = tl.zeros((BLOCK_M, D_PAD), dtype=tl.float32)  # unused unless RESIDENT
     if RESIDENT:
         ks = tl.arange(0, D_PAD)
-        a = tl.load(states_ptr + rows[:, None] * stride_s + ks[None, :],
-                    mask=row_ok[:, None] & ((ks < dim) | FULL_D)[None, :], other=0.0)
+        a = tl.load(
+            states_ptr + rows[:, None] * stride_s + ks[None, :],
+            mask=row_ok[:, None] & ((ks < dim) | FULL_D)[None, :],
+            other=0.0,
+        )
         if UPCAST:
             a = a.to(tl.float32)
     chunk_key = tl.full((BLOCK_M,), _MIN_KEY, tl.int64)
@@ -152,8 +201,27 @@ def catalogue_scan_kernel(
     for tile in range(first_chunk * TILES, end_tile):
         cols = 1 + tile * BLOCK_N + lane  # item ids; row 0 of the table is padding
         col_ok = cols < items
-        s = _tile_scores(a, states_ptr, table_ptr, rows, row_ok, cols, col_ok, dim, stride_s, stride_t, RESIDENT,
-                         D_PAD, FULL_D, BLOCK_K, EVEN_K, UPCAST, PRECISION, BLOCK_M, BLOCK_N)
+        s = _tile_scores(
+            a,
+            states_ptr,
+            table_ptr,
+            rows,
+            row_ok,
+            cols,
+            col_ok,
+            dim,
+            stride_s,
+            stride_t,
+            RESIDENT,
+            D_PAD,
+            FULL_D,
+            BLOCK_K,
+            EVEN_K,
+            UPCAST,
+            PRECISION,
+            BLOCK_M,
+            BLOCK_N,
+        )
         s = tl.where(col_ok[None, :], s, -float("inf"))
         # Best (the lowest lane among equal scores: the lower id) and the best of the rest.
         best, at = tl.max(s, axis=1, return_indices=True, return_indices_tie_break_left=True)
@@ -235,10 +303,32 @@ def _insert(best, kth, new, lanes, k, changed):
 
 
 @triton.jit
-def _rescore_chunk(best, kth, lanes, k, changed, states_ptr, table_ptr, row, chunk, own, items, dim, stride_s,
-                   stride_t, G: tl.constexpr, D_PAD: tl.constexpr, FULL_D: tl.constexpr, BLOCK_K: tl.constexpr,
-                   EVEN_K: tl.constexpr, RESIDENT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr,
-                   BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def _rescore_chunk(
+    best,
+    kth,
+    lanes,
+    k,
+    changed,
+    states_ptr,
+    table_ptr,
+    row,
+    chunk,
+    own,
+    items,
+    dim,
+    stride_s,
+    stride_t,
+    G: tl.constexpr,
+    D_PAD: tl.constexpr,
+    FULL_D: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    RESIDENT: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """Every item of a chunk but ``own`` (already counted) scored for one row and inserted into ``best``.
 
     Scored by the scan's own tile code: the same dot, the same steps along d, so an item scores exactly as the
@@ -249,15 +339,37 @@ def _rescore_chunk(best, kth, lanes, k, changed, states_ptr, table_ptr, row, chu
     a = tl.zeros((BLOCK_M, D_PAD), dtype=tl.float32)  # unused unless RESIDENT
     if RESIDENT:
         ks = tl.arange(0, D_PAD)
-        a = tl.load(states_ptr + rows[:, None] * stride_s + ks[None, :], mask=((ks < dim) | FULL_D)[None, :],
-                    other=0.0)
+        a = tl.load(
+            states_ptr + rows[:, None] * stride_s + ks[None, :],
+            mask=((ks < dim) | FULL_D)[None, :],
+            other=0.0,
+        )
         if UPCAST:
             a = a.to(tl.float32)
     for tile in range(0, G // BLOCK_N):
         cols = 1 + chunk * G + tile * BLOCK_N + tl.arange(0, BLOCK_N)
         col_ok = cols < items
-        s = _tile_scores(a, states_ptr, table_ptr, rows, rows >= 0, cols, col_ok, dim, stride_s, stride_t, RESIDENT,
-                         D_PAD, FULL_D, BLOCK_K, EVEN_K, UPCAST, PRECISION, BLOCK_M, BLOCK_N)
+        s = _tile_scores(
+            a,
+            states_ptr,
+            table_ptr,
+            rows,
+            rows >= 0,
+            cols,
+            col_ok,
+            dim,
+            stride_s,
+            stride_t,
+            RESIDENT,
+            D_PAD,
+            FULL_D,
+            BLOCK_K,
+            EVEN_K,
+            UPCAST,
+            PRECISION,
+            BLOCK_M,
+            BLOCK_N,
+        )
         new = tl.where(col_ok & (cols != own), _pack(tl.max(s, axis=0), cols), _MIN_KEY)
         best, kth, changed = _insert(best, kth, new, lanes, k, changed)
     return best, kth, changed
@@ -265,12 +377,41 @@ def _rescore_chunk(best, kth, lanes, k, changed, states_ptr, table_ptr, row, chu
 
 @triton.jit(do_not_specialize=["batch", "items", "dim", "chunks", "groups", "span", "k"])
 def catalogue_finish_kernel(
-    states_ptr, table_ptr, chunk_key_ptr, chunk_sec_ptr, group_top_ptr, group_next_ptr, group_opt_ptr,
-    scores_ptr, items_ptr, batch, items, dim, chunks, groups, span, k, stride_s, stride_t, stride_out,
-    G: tl.constexpr, R: tl.constexpr, W: tl.constexpr, LOG_W: tl.constexpr, GROUPS_PAD: tl.constexpr,
-    PIECE: tl.constexpr, D_PAD: tl.constexpr, FULL_D: tl.constexpr, BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
-    RESIDENT: tl.constexpr, UPCAST: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr, INTERPRET: tl.constexpr,
+    states_ptr,
+    table_ptr,
+    chunk_key_ptr,
+    chunk_sec_ptr,
+    group_top_ptr,
+    group_next_ptr,
+    group_opt_ptr,
+    scores_ptr,
+    items_ptr,
+    batch,
+    items,
+    dim,
+    chunks,
+    groups,
+    span,
+    k,
+    stride_s,
+    stride_t,
+    stride_out,
+    G: tl.constexpr,
+    R: tl.constexpr,
+    W: tl.constexpr,
+    LOG_W: tl.constexpr,
+    GROUPS_PAD: tl.constexpr,
+    PIECE: tl.constexpr,
+    D_PAD: tl.constexpr,
+    FULL_D: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    EVEN_K: tl.constexpr,
+    RESIDENT: tl.constexpr,
+    UPCAST: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    INTERPRET: tl.constexpr,
 ):
     """Top k of one row, best first, ties to the lower id, from the scan's summaries; see the module doc."""
     row = tl.program_id(0).to(tl.int64)
@@ -297,7 +438,9 @@ def catalogue_finish_kernel(
             for c0 in range(lo, hi, PIECE):
                 c = c0 + tl.arange(0, PIECE)
                 keys = tl.load(chunk_key_ptr + c.to(tl.int64) * batch + row, mask=c < hi, other=_MIN_KEY)
-                best, kth, changed = _insert(best, kth, tl.where(keys < floor, keys, _MIN_KEY), lanes, k, changed)
+                best, kth, changed = _insert(
+                    best, kth, tl.where(keys < floor, keys, _MIN_KEY), lanes, k, changed
+                )
 
     # Groups with a chunk whose second-best item may be in the top k: rescore those chunks item by item.
     at_groups = group_opt_ptr + row * groups
@@ -323,9 +466,31 @@ def catalogue_finish_kernel(
                     if tl.max(tl.where(c == ci, bound, _MIN_KEY), axis=0) >= kth:
                         own = _item(tl.load(chunk_key_ptr + ci.to(tl.int64) * batch + row))
                         best, kth, changed = _rescore_chunk(
-                            best, kth, lanes, k, changed, states_ptr, table_ptr, row, ci, own, items, dim, stride_s,
-                            stride_t, G, D_PAD, FULL_D, BLOCK_K, EVEN_K, RESIDENT, UPCAST, PRECISION, BLOCK_M,
-                            BLOCK_N)
+                            best,
+                            kth,
+                            lanes,
+                            k,
+                            changed,
+                            states_ptr,
+                            table_ptr,
+                            row,
+                            ci,
+                            own,
+                            items,
+                            dim,
+                            stride_s,
+                            stride_t,
+                            G,
+                            D_PAD,
+                            FULL_D,
+                            BLOCK_K,
+                            EVEN_K,
+                            RESIDENT,
+                            UPCAST,
+                            PRECISION,
+                            BLOCK_M,
+                            BLOCK_N,
+                        )
 
     if changed > 0:  # the first k lanes hold the top k, but no longer in order
         best = _sort(tl.where(lanes < k, best, _MIN_KEY), W, LOG_W, INTERPRET)
@@ -342,16 +507,26 @@ def _configs(shapes) -> list:
 
 
 # The scan's tiles (BLOCK_M rows × BLOCK_N items, the whole width d per step) for Hopper: the states' block
-# (BLOCK_M × d) stays on chip, so a pipeline stage is one table tile (BLOCK_N × d, 32 or 64 kB in fp16 at
-# d = 256) and num_stages of them fit beside it in shared memory. 8 warps = two warpgroups over the rows.
-GPU_CONFIGS = _configs(((128, 128, 8, 2), (128, 64, 8, 4), (256, 64, 8, 2), (64, 64, 4, 4)))
+# (BLOCK_M × d) stays in shared memory, so a pipeline stage is one table tile (BLOCK_N × d: 32 kB at BLOCK_N = 64
+# in fp16 at d = 256) and num_stages of them fit beside it. At least 3 stages: the pipeliner issues the copy of
+# tile i + num_stages − 1 at the end of iteration i, so with 2 the copy is waited on as soon as it is issued.
+# 8 warps = two warpgroups over the rows. 256 rows read each table tile once at B = 256; 64 rows for small B.
+GPU_CONFIGS = _configs(((128, 64, 8, 4), (256, 64, 8, 3), (64, 128, 4, 3), (64, 64, 4, 4)))
 # One small config in the interpreter (it cannot benchmark), so fuzz cases cross many tiles, chunks, groups.
 INTERPRETER_CONFIGS = _configs(((16, 16, 4, 1),))
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
-SWEEP_CONFIGS = _configs((
-    (128, 128, 8, 2), (128, 128, 8, 3), (128, 64, 8, 3), (128, 64, 8, 4), (128, 64, 4, 4), (256, 64, 8, 2),
-    (64, 128, 4, 2), (64, 64, 4, 4),
-))
+SWEEP_CONFIGS = _configs(
+    (
+        (128, 64, 8, 3),
+        (128, 64, 8, 4),
+        (128, 64, 4, 4),
+        (256, 64, 8, 3),
+        (256, 64, 8, 2),
+        (64, 128, 4, 3),
+        (64, 64, 4, 4),
+        (128, 128, 8, 2),
+    )
+)
 #: Always fits: no operand kept on chip, two small stages (the autotuner's last resort for very wide d).
 _SAFE_CONFIG = _configs(((64, 64, 4, 2),))[0]
 
@@ -364,8 +539,18 @@ else:
     # G = 128 items per chunk (a multiple of every BLOCK_N above); R = 4 kept chunk keys per group; the
     # states' block stays on chip when a row is ≤ 512 bytes (d ≤ 256 in 16 bits, d ≤ 128 in fp32): at most
     # 128 kB for 256 rows, beside two to four table tiles. The finish rescores on 64 × 64 tiles (one warpgroup).
-    CHUNK, RANK, TARGET_GROUPS, BLOCK_K, ROW_BYTES, PIECE_MAX, RESCORE_TILE = 128, 4, 128, 64, 512, 256, (64, 64)
-_SHARED_BYTES = 220 * 1024  # Hopper: 227 kB per block, less what the reductions and layout changes borrow
+    CHUNK, RANK, TARGET_GROUPS, BLOCK_K, ROW_BYTES, PIECE_MAX, RESCORE_TILE = (
+        128,
+        4,
+        128,
+        64,
+        512,
+        256,
+        (64, 64),
+    )
+_SHARED_BYTES = (
+    225 * 1024
+)  # Hopper: 227 kB per block, less what the reductions and layout changes borrow (1 kB)
 
 
 def _shared_bytes(config: triton.Config, elt: int, d_pad: int, block_k: int, resident: bool) -> int:
@@ -379,13 +564,18 @@ def _shared_bytes(config: triton.Config, elt: int, d_pad: int, block_k: int, res
 def _prune(configs, named_args, **kwargs) -> list:
     """Drop configs whose buffers cannot fit (each would cost a compile before failing to launch)."""
     elt = named_args["states_ptr"].element_size()
-    fits = [c for c in configs
-            if _shared_bytes(c, elt, kwargs["D_PAD"], kwargs["BLOCK_K"], kwargs["RESIDENT"]) <= _SHARED_BYTES]
+    fits = [
+        c
+        for c in configs
+        if _shared_bytes(c, elt, kwargs["D_PAD"], kwargs["BLOCK_K"], kwargs["RESIDENT"]) <= _SHARED_BYTES
+    ]
     return fits or [_SAFE_CONFIG]
 
 
 catalogue_scan_autotuned = triton.autotune(
-    configs=CONFIGS, key=["batch_bucket", "D_PAD", "RESIDENT", "G"], prune_configs_by={"early_config_prune": _prune}
+    configs=CONFIGS,
+    key=["batch_bucket", "D_PAD", "RESIDENT", "G"],
+    prune_configs_by={"early_config_prune": _prune},
 )(catalogue_scan_kernel)
 
 
@@ -397,7 +587,9 @@ def _multiprocessors(device_index: int) -> int:
 def _group_span(chunks: int, device: torch.device) -> int:
     """Chunks per group: about one group per SM (each group is one program per row block), at most
     TARGET_GROUPS groups so the finish's first sort stays at groups × R ≤ 512 keys."""
-    target = TARGET_GROUPS if device.type != "cuda" else min(TARGET_GROUPS, _multiprocessors(device.index or 0))
+    target = (
+        TARGET_GROUPS if device.type != "cuda" else min(TARGET_GROUPS, _multiprocessors(device.index or 0))
+    )
     return triton.cdiv(chunks, max(1, target))
 
 
@@ -440,23 +632,72 @@ def catalogue_topk_triton(
     block_k = min(BLOCK_K, d_pad)
     # Decided by the shape alone, not by the tile config: the finish must step along d exactly as the scan did.
     resident = d_pad * states.element_size() <= ROW_BYTES
-    modes = {"D_PAD": d_pad, "FULL_D": dim == d_pad, "BLOCK_K": block_k, "EVEN_K": dim % block_k == 0,
-             "RESIDENT": resident, "UPCAST": upcast, "PRECISION": precision}
-    args = (states, table, chunk_key, chunk_sec, group_top, group_next, group_opt, batch, num_items, dim, chunks,
-            span, states.stride(0), table.stride(0), int(batch > 64))
+    modes = {
+        "D_PAD": d_pad,
+        "FULL_D": dim == d_pad,
+        "BLOCK_K": block_k,
+        "EVEN_K": dim % block_k == 0,
+        "RESIDENT": resident,
+        "UPCAST": upcast,
+        "PRECISION": precision,
+    }
+    args = (
+        states,
+        table,
+        chunk_key,
+        chunk_sec,
+        group_top,
+        group_next,
+        group_opt,
+        batch,
+        num_items,
+        dim,
+        chunks,
+        span,
+        states.stride(0),
+        table.stride(0),
+        int(batch > 64),
+    )
     # Row blocks vary fastest: the programs of one group, which read the same table tiles, run side by side.
     if config is None:
         catalogue_scan_autotuned[lambda meta: (triton.cdiv(batch, meta["BLOCK_M"]), groups)](
-            *args, G=chunk, R=RANK, **modes)
+            *args, G=chunk, R=RANK, **modes
+        )
     else:
         catalogue_scan_kernel[(triton.cdiv(batch, config["BLOCK_M"]), groups)](
-            *args, G=chunk, R=RANK, **modes, **config)
+            *args, G=chunk, R=RANK, **modes, **config
+        )
     width = max(triton.next_power_of_2(k), triton.next_power_of_2(groups * RANK))
     catalogue_finish_kernel[(batch,)](
-        states, table, chunk_key, chunk_sec, group_top, group_next, group_opt, scores, items, batch, num_items, dim,
-        chunks, groups, span, k, states.stride(0), table.stride(0), k,
-        G=chunk, R=RANK, W=width, LOG_W=width.bit_length() - 1, GROUPS_PAD=triton.next_power_of_2(groups),
-        PIECE=min(triton.next_power_of_2(span), PIECE_MAX), **modes, BLOCK_M=RESCORE_TILE[0],
-        BLOCK_N=RESCORE_TILE[1], INTERPRET=interpreting(), num_warps=4,
+        states,
+        table,
+        chunk_key,
+        chunk_sec,
+        group_top,
+        group_next,
+        group_opt,
+        scores,
+        items,
+        batch,
+        num_items,
+        dim,
+        chunks,
+        groups,
+        span,
+        k,
+        states.stride(0),
+        table.stride(0),
+        k,
+        G=chunk,
+        R=RANK,
+        W=width,
+        LOG_W=width.bit_length() - 1,
+        GROUPS_PAD=triton.next_power_of_2(groups),
+        PIECE=min(triton.next_power_of_2(span), PIECE_MAX),
+        **modes,
+        BLOCK_M=RESCORE_TILE[0],
+        BLOCK_N=RESCORE_TILE[1],
+        INTERPRET=interpreting(),
+        num_warps=4,
     )
     return scores, items

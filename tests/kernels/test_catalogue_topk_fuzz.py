@@ -1,4 +1,5 @@
 """Fuzz the Triton catalogue top-k against the fp32 reference: exact up to ties at the k-th score."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,13 +27,16 @@ def _check_ties_go_to_lower_ids(items: torch.Tensor, table: torch.Tensor, what: 
     same = (table[1:] == table[1]).all(1).nonzero().flatten().cpu() + 1  # ascending item ids
     for row in items.cpu():
         got = row[torch.isin(row, same)]
-        assert torch.equal(got, same[: got.numel()]), f"{what} tied items {got.tolist()} are not the lowest ids"
+        assert torch.equal(got, same[: got.numel()]), (
+            f"{what} tied items {got.tolist()} are not the lowest ids"
+        )
 
 
 def _cases(dtype):
     if WIDE:
-        return ks.catalogue_cases(max_batch=40, max_items=5000, dims=(64, 256), max_k=MAX_K,
-                                  dtypes=ks.dtypes(allowed=(dtype,)))
+        return ks.catalogue_cases(
+            max_batch=40, max_items=5000, dims=(64, 256), max_k=MAX_K, dtypes=ks.dtypes(allowed=(dtype,))
+        )
     return ks.catalogue_cases(dtypes=ks.dtypes(allowed=(dtype,)))
 
 
@@ -54,8 +58,10 @@ def test_reference_is_an_exact_top_k(case):
     scores, items = catalogue_topk_reference(states, table, case.k)
     check_topk(scores, items, states, table, case.k, repr(case))
     for row in range(case.batch):
-        every = sorted(((float((states[row].float() * table[i].float()).sum()), i)
-                        for i in range(1, case.num_items)), reverse=True)
+        every = sorted(
+            ((float((states[row].float() * table[i].float()).sum()), i) for i in range(1, case.num_items)),
+            reverse=True,
+        )
         kth = every[case.k - 1][0]
         assert {i for s, i in every if s > kth + 1e-4} <= set(items[row].tolist())
 
@@ -135,7 +141,9 @@ def test_every_tuned_config_is_exact(config, device):
     _check_ties_go_to_lower_ids(items, table, repr(case))
 
 
-@pytest.mark.skipif(not interpreting(), reason="the network sorts only in the interpreter; the GPU uses tl.sort")
+@pytest.mark.skipif(
+    not interpreting(), reason="the network sorts only in the interpreter; the GPU uses tl.sort"
+)
 @settings(max_examples=10)
 @given(rows_log=st.integers(0, 2), n_log=st.integers(0, 6), seed=ks.seeds())
 def test_interpreter_sorting_network_sorts_and_merges(rows_log, n_log, seed, device):
