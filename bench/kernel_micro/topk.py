@@ -71,7 +71,7 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
                             flops=2.0 * batch * num_items * dim, hbm_gbps=hbm_gbps)
     for r in records:
         r["exactness"] = exact.get(r["provider"], "not checked")
-    note_config(records, impl.catalogue_filter_autotuned)
+    note_config(records, impl.catalogue_scan_autotuned)
     return records
 
 

@@ -1,4 +1,5 @@
 """Fuzz the Triton catalogue top-k against the fp32 reference: exact up to ties at the k-th score."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,10 +22,21 @@ GPU_EXAMPLES = settings(max_examples=400) if WIDE else settings()
 DTYPES = pytest.mark.parametrize("dtype", ks.DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 
 
+def _check_ties_go_to_lower_ids(items: torch.Tensor, table: torch.Tensor, what: str) -> None:
+    """Rows equal to table row 1 score exactly alike, so a stable order returns the lowest ids of them first."""
+    same = (table[1:] == table[1]).all(1).nonzero().flatten().cpu() + 1  # ascending item ids
+    for row in items.cpu():
+        got = row[torch.isin(row, same)]
+        assert torch.equal(got, same[: got.numel()]), (
+            f"{what} tied items {got.tolist()} are not the lowest ids"
+        )
+
+
 def _cases(dtype):
     if WIDE:
-        return ks.catalogue_cases(max_batch=40, max_items=5000, dims=(64, 256), max_k=MAX_K,
-                                  dtypes=ks.dtypes(allowed=(dtype,)))
+        return ks.catalogue_cases(
+            max_batch=40, max_items=5000, dims=(64, 256), max_k=MAX_K, dtypes=ks.dtypes(allowed=(dtype,))
+        )
     return ks.catalogue_cases(dtypes=ks.dtypes(allowed=(dtype,)))
 
 
@@ -36,6 +48,7 @@ def test_triton_is_an_exact_top_k(dtype, data, device):
     states, table = case.tensors(device)
     scores, items = catalogue_topk(states, table, case.k, kernel="triton")
     check_topk(scores, items, states, table, case.k, repr(case))
+    _check_ties_go_to_lower_ids(items, table, repr(case))
 
 
 @given(case=ks.catalogue_cases(max_items=60, max_dim=8, max_k=8))
@@ -45,8 +58,10 @@ def test_reference_is_an_exact_top_k(case):
     scores, items = catalogue_topk_reference(states, table, case.k)
     check_topk(scores, items, states, table, case.k, repr(case))
     for row in range(case.batch):
-        every = sorted(((float((states[row].float() * table[i].float()).sum()), i)
-                        for i in range(1, case.num_items)), reverse=True)
+        every = sorted(
+            ((float((states[row].float() * table[i].float()).sum()), i) for i in range(1, case.num_items)),
+            reverse=True,
+        )
         kth = every[case.k - 1][0]
         assert {i for s, i in every if s > kth + 1e-4} <= set(items[row].tolist())
 
@@ -54,12 +69,58 @@ def test_reference_is_an_exact_top_k(case):
 @settings(max_examples=5)
 @given(case=ks.catalogue_cases(min_items=40, max_items=120, dims=(48,), max_k=30))
 def test_all_items_tied_still_returns_k_distinct_ids(case, device):
-    """Every row of the table the same: every item ties, the compaction runs on every tile."""
+    """Every row of the table the same: every item ties, and every chunk's second best does too."""
     states, table = case.tensors(device)
     table[1:] = table[1]
     scores, items = catalogue_topk(states, table, case.k, kernel="triton")
     check_topk(scores, items, states, table, case.k, repr(case))
-    assert torch.equal(items.sort(1).values.cpu(), torch.arange(1, case.k + 1).expand(case.batch, -1))
+    assert torch.equal(items.cpu(), torch.arange(1, case.k + 1).expand(case.batch, -1))  # in id order too
+
+
+def _planted(batch: int, items: int, dim: int, ids: torch.Tensor, dtype, device, seed: int = 0):
+    """Random states and table whose items ``ids`` beat every other item in every row, in the order given."""
+    gen = torch.Generator().manual_seed(seed)
+    states = torch.randn(batch, dim, generator=gen).abs() + 0.5
+    table = torch.randn(items, dim, generator=gen) * 0.1
+    table[ids] = torch.linspace(4.0, 2.0, ids.numel())[:, None].expand(-1, dim)  # positive states: best first
+    return states.to(device=device, dtype=dtype), table.to(device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32], ids=["float16", "float32"])
+def test_top_k_inside_one_chunk_is_rescored(dtype, device):
+    """All of the top k in the first chunk: all but its best must come from the finish's rescoring."""
+    from genrec_bench.kernels.catalogue_topk import triton as impl
+
+    k = min(impl.CHUNK - 1, 20)
+    ids = torch.arange(2, 2 + k).flip(0)  # item 2 + k - 1 best, ..., item 2
+    states, table = _planted(3, 12 * impl.CHUNK + 5, 24, ids, dtype, device)
+    scores, items = catalogue_topk(states, table, k, kernel="triton")
+    check_topk(scores, items, states, table, k)
+    assert torch.equal(items.cpu(), ids.expand(3, -1))
+
+
+def test_top_k_over_one_group_is_reread(device):
+    """The top k one per chunk in consecutive chunks: a group keeps R of them, the finish rereads the rest."""
+    from genrec_bench.kernels.catalogue_topk import triton as impl
+
+    chunks = 4 * impl.TARGET_GROUPS * (impl.RANK + 2)  # groups of ≥ R + 2 chunks
+    k = min(impl.RANK + 2, 16)
+    ids = 1 + impl.CHUNK * torch.arange(k)  # the first item of chunks 0..k-1: all in group 0
+    states, table = _planted(2, chunks * impl.CHUNK + 1, 16, ids, torch.float16, device)
+    scores, items = catalogue_topk(states, table, k, kernel="triton")
+    check_topk(scores, items, states, table, k)
+    assert torch.equal(items.cpu(), ids.expand(2, -1))
+
+
+@settings(max_examples=5)
+@given(case=ks.catalogue_cases(min_batch=1, max_batch=1, min_items=100, max_items=200, max_k=64))
+def test_one_row_with_most_items_tied(case, device):
+    """B = 1, nearly every item a copy of row 1 (ties across chunks and groups, k up to N − 1)."""
+    states, table = case.tensors(device)
+    table[2:-1] = table[1]
+    scores, items = catalogue_topk(states, table, case.k, kernel="triton")
+    check_topk(scores, items, states, table, case.k, repr(case))
+    _check_ties_go_to_lower_ids(items, table, repr(case))
 
 
 def _configs():
@@ -77,9 +138,12 @@ def test_every_tuned_config_is_exact(config, device):
     states, table = case.tensors(device)
     scores, items = catalogue_topk_triton(states, table, case.k, config=config)
     check_topk(scores, items, states, table, case.k, repr(case))
+    _check_ties_go_to_lower_ids(items, table, repr(case))
 
 
-@pytest.mark.skipif(not interpreting(), reason="the network sorts only in the interpreter; the GPU uses tl.sort")
+@pytest.mark.skipif(
+    not interpreting(), reason="the network sorts only in the interpreter; the GPU uses tl.sort"
+)
 @settings(max_examples=10)
 @given(rows_log=st.integers(0, 2), n_log=st.integers(0, 6), seed=ks.seeds())
 def test_interpreter_sorting_network_sorts_and_merges(rows_log, n_log, seed, device):
