@@ -45,6 +45,26 @@ def pytest_configure(config):
     scenarios.run_workers = run_workers
 """
 
+# A server that answers every request of a cell with the first answer it ever gave (a response cache keyed on
+# nothing, a stale output buffer): every call of one input set agrees with the first, so only the oracle's second,
+# different input set through the same prepared session can catch it.
+STALE_PLUGIN = """\
+def pytest_configure(config):
+    from genrec_bench.backends.triton_server import backend
+    original = backend.TritonSession.runner
+    first = {}
+
+    def runner(self, drawn):
+        run = original(self, drawn)
+
+        def stale():
+            return first.setdefault(self.cell.id, run())
+
+        return stale
+
+    backend.TritonSession.runner = runner
+"""
+
 
 def leftovers(before_shm: set, records: list) -> list[str]:
     found = [f"/dev/shm/{r}" for r in server.shm_regions() - before_shm]
@@ -147,6 +167,24 @@ def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(t
     assert after["numerics"]["passed"] is True
     assert after["backend"]["server"]["pid"] != records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"][
         "backend"]["server"]["pid"]
+    assert leftovers(shm, records.values()) == []
+
+
+def test_a_served_model_that_returns_a_stale_answer_fails_on_the_second_input_set(tmp_path):
+    shm = server.shm_regions()
+    (tmp_path / "stale_plugin.py").write_text(STALE_PLUGIN)
+    matrix = textwrap.dedent("""\
+        name: serving-stale
+        axes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32], batch: [4],
+               seq_len: [16], phase: [prefill]}
+        """) + SERVING
+    env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
+    proc, records, _ = run_bench(tmp_path, matrix, "-p", "stale_plugin", env=env)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "a second input set (seed 1235)" in proc.stdout, proc.stdout[-3000:]
+    assert "Traceback" not in proc.stdout
+    record = records["tiny-triton-grpc-latency-fp32-b4-s16-prefill"]
+    assert record["numerics"]["passed"] is False and record["latency_ms"]["n"] >= 3  # its numbers are kept
     assert leftovers(shm, records.values()) == []
 
 
