@@ -6,6 +6,7 @@ Template methods keep the checks in one place: `prepare()` checks availability, 
 beyond its cell (the matrix and its sections, the other runnable cells, run options) reaches it as the
 `RunContext` argument of `availability`, `device_for` and `prepare` — never through globals or the environment.
 """
+
 from __future__ import annotations
 
 import abc
@@ -47,14 +48,14 @@ class ServedTarget:
     server's own account of a measurement window (`snapshot()` before and after, `window(before, after)` →
     the server-side split and achieved batch)."""
 
-    name: str                      # backend name, for messages
-    protocol: str                  # "grpc" or "http"
+    name: str  # backend name, for messages
+    protocol: str  # "grpc" or "http"
     url: str
-    model: str                     # the entry model requests go to
-    outputs: tuple[str, str]       # (scores, items) output names
-    inputs_path: str               # .npz of the request's input arrays
-    batch: int                     # users per request
-    load_generator: str            # a script: JSON job on stdin → JSON result on stdout (see bench/serving)
+    model: str  # the entry model requests go to
+    outputs: tuple[str, str]  # (scores, items) output names
+    inputs_path: str  # .npz of the request's input arrays
+    batch: int  # users per request
+    load_generator: str  # a script: JSON job on stdin → JSON result on stdout (see bench/serving)
     snapshot: Callable[[], dict]
     window: Callable[[dict, dict], dict]
     alive: Callable[[], bool]
@@ -171,8 +172,10 @@ class Backend(abc.ABC):
         """Why this backend cannot run an item table placed `placement` (None when it can)."""
         if placement in self.placements:
             return None
-        return (f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
-                f"(placements: {', '.join(self.placements)}); the torch backends run it")
+        return (
+            f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
+            f"(placements: {', '.join(self.placements)}); the torch backends run it"
+        )
 
     def availability(self, context: RunContext | None = None) -> tuple[bool, str]:
         """(True, "") when this machine can run the backend, else (False, why not)."""
@@ -191,10 +194,14 @@ class Backend(abc.ABC):
         if cell.backend != self.name:
             raise BackendError(f"{self.name} | was asked to prepare a {cell.backend} cell ({cell.id})")
         if cell.mode not in self.modes:
-            raise BackendError(f"{self.name} | mode {cell.mode!r} is not supported; modes: {', '.join(self.modes)}")
+            raise BackendError(
+                f"{self.name} | mode {cell.mode!r} is not supported; modes: {', '.join(self.modes)}"
+            )
         if cell.precision not in self.precisions:
-            raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
-                               f"precisions: {', '.join(self.precisions)}")
+            raise BackendError(
+                f"{self.name} | precision {cell.precision!r} is not supported; "
+                f"precisions: {', '.join(self.precisions)}"
+            )
         problem = self.placement_problem(getattr(getattr(model, "embedding", None), "placement", "device"))
         if problem:
             raise BackendUnavailable(self.name, problem)
@@ -203,7 +210,9 @@ class Backend(abc.ABC):
         except HarnessError:
             raise
         except Exception as exc:  # a library's own error: keep its words, say whose it is
-            raise BackendError(f"{self.name} | preparing {cell.id} failed: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(
+                f"{self.name} | preparing {cell.id} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if session.timer not in TIMERS:
             raise BackendError(f"{self.name} | session timer {session.timer!r} is not one of {TIMERS}")
         return session

@@ -6,6 +6,7 @@ before anything runs (a probe of PROBE_BYTES written beside it, then removed), t
 one file, and if the final write fails anyway (the disk filled during the run) the records are written to a
 fallback file, named in one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,4 +59,6 @@ def write_fallback(records: list[dict], why: str) -> str:
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         for record in records:
             out.write(json.dumps(record) + "\n")
-    return f"genrec-bench: writing the results failed ({why}); the {len(records)} records measured are in {name}"
+    return (
+        f"genrec-bench: writing the results failed ({why}); the {len(records)} records measured are in {name}"
+    )

@@ -4,6 +4,7 @@ Pure functions over numbers, built on numpy and scipy; no backend, no torch, not
 interpolate linearly between order statistics (numpy's default), so every figure of a run is computed the same
 way wherever it is printed.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,15 +40,32 @@ def latency_summary(samples_ms: Sequence[float]) -> dict[str, float | int | None
     statistic is None for no samples (a serving level where no request finished)."""
     values = _array(samples_ms)
     if values.size == 0:
-        return {"p50": None, "p90": None, "p99": None, "mean": None, "min": None, "max": None, "stdev": None,
-                "n": 0}
+        return {
+            "p50": None,
+            "p90": None,
+            "p99": None,
+            "mean": None,
+            "min": None,
+            "max": None,
+            "stdev": None,
+            "n": 0,
+        }
     p50, p90, p99 = (float(v) for v in np.percentile(values, PERCENTILES))
-    return {"p50": p50, "p90": p90, "p99": p99, "mean": float(values.mean()), "min": float(values.min()),
-            "max": float(values.max()), "stdev": float(values.std()), "n": int(values.size)}
+    return {
+        "p50": p50,
+        "p90": p90,
+        "p99": p99,
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "stdev": float(values.std()),
+        "n": int(values.size),
+    }
 
 
-def median_ci(samples: Sequence[float], *, confidence: float = 0.95, resamples: int = 1000,
-              seed: int = 0) -> tuple[float, float]:
+def median_ci(
+    samples: Sequence[float], *, confidence: float = 0.95, resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of the median (scipy.stats.bootstrap), seeded for repeatability;
     a single sample is its own interval."""
     values = _array(samples)
@@ -57,8 +75,14 @@ def median_ci(samples: Sequence[float], *, confidence: float = 0.95, resamples: 
         raise ValueError(f"confidence={confidence} must be between 0 and 1")
     if values.size == 1 or np.all(values == values[0]):
         return float(values[0]), float(values[0])
-    result = sps.bootstrap((values,), np.median, confidence_level=confidence, n_resamples=resamples,
-                           method="percentile", rng=np.random.default_rng(seed))
+    result = sps.bootstrap(
+        (values,),
+        np.median,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -109,7 +133,9 @@ class GateSettings:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha={self.alpha} must be between 0 and 1")
         if self.min_effect < 0 or self.noise_factor < 0:
-            raise ValueError(f"min_effect={self.min_effect} and noise_factor={self.noise_factor} must be >= 0")
+            raise ValueError(
+                f"min_effect={self.min_effect} and noise_factor={self.noise_factor} must be >= 0"
+            )
         if self.window < 1 or not 1 <= self.min_points <= self.window:
             raise ValueError(f"min_points={self.min_points} must be between 1 and window={self.window}")
 
@@ -124,7 +150,10 @@ def relative_noise(levels, axis: int = -1) -> np.ndarray:
 
 def relative_change(value, baseline_levels, axis: int = -1) -> np.ndarray:
     """Tonight's value against the median of the baseline's nightly values, as a fraction (0.1 = 10 % higher)."""
-    return np.asarray(value, dtype=np.float64) / np.median(np.asarray(baseline_levels, np.float64), axis=axis) - 1
+    return (
+        np.asarray(value, dtype=np.float64) / np.median(np.asarray(baseline_levels, np.float64), axis=axis)
+        - 1
+    )
 
 
 def change_threshold(noise, settings: GateSettings) -> np.ndarray:
@@ -179,8 +208,16 @@ def classify(worse_change, threshold, p_worse, q_worse, p_better, alpha: float) 
     return np.select([regression, worse, improvement], ["regression", "suspect", "improvement"], default="ok")
 
 
-def assess_samples(tonight_level, tonight_samples, window_levels, latest_samples, settings: GateSettings, *,
-                   worse_if_higher: bool = True, axis: int = -1) -> dict[str, np.ndarray]:
+def assess_samples(
+    tonight_level,
+    tonight_samples,
+    window_levels,
+    latest_samples,
+    settings: GateSettings,
+    *,
+    worse_if_higher: bool = True,
+    axis: int = -1,
+) -> dict[str, np.ndarray]:
     """One metric with per-round samples (latency, throughput): the change against the baseline window's median
     in the bad direction, the threshold from the window's noise, and the one-sided Mann–Whitney p-values of
     tonight's samples against the latest baseline night's (`p_worse`, `p_better`). The run's p_worse values then

@@ -13,6 +13,7 @@ from result files.
 - max_bias: the mean signed error (and its mean along the sign of the reference score) over the scale, for one
   row: ~0 for rounding noise, the size of the error for a shift or a scale (see bias_limit for a batch).
 """
+
 from __future__ import annotations
 
 import math
@@ -72,8 +73,10 @@ def limits_for(precision: str, phase: str, overrides: dict | None = None) -> dic
     """The table's limits of (precision, phase) with the matrix's `tolerance:` overrides on top: a precision's
     own keys apply to every phase, a phase's keys under it to that phase only."""
     if (precision, phase) not in LIMITS:
-        raise ValueError(f"no oracle limits for precision={precision!r} phase={phase!r}; precisions: "
-                         f"{', '.join(PRECISIONS)}; phases: {', '.join(PHASES)}")
+        raise ValueError(
+            f"no oracle limits for precision={precision!r} phase={phase!r}; precisions: "
+            f"{', '.join(PRECISIONS)}; phases: {', '.join(PHASES)}"
+        )
     out = dict(LIMITS[(precision, phase)])
     mine = (overrides or {}).get(precision, {})
     out.update({k: v for k, v in mine.items() if k in LIMIT_NAMES})
@@ -87,12 +90,13 @@ def tolerance_mismatch(record: dict, overrides: dict | None = None) -> str | Non
     cell = record["cell"]
     want = limits_for(cell["precision"], cell["phase"], overrides)
     got = record["numerics"]["tolerance"]
-    wrong = [k for k, v in want.items()
-             if not _same(got.get(k), v)]
+    wrong = [k for k, v in want.items() if not _same(got.get(k), v)]
     if not wrong:
         return None
-    return (f"judged by the wrong limits: {', '.join(f'{k}={got.get(k)} (want {want[k]})' for k in wrong)} for "
-            f"{cell['precision']} {cell['phase']}")
+    return (
+        f"judged by the wrong limits: {', '.join(f'{k}={got.get(k)} (want {want[k]})' for k in wrong)} for "
+        f"{cell['precision']} {cell['phase']}"
+    )
 
 
 def _same(got, want: float) -> bool:

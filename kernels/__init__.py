@@ -5,6 +5,7 @@ ONNX-exportable), ``triton.py`` (the fused Triton kernel) and one dispatch funct
 takes ``kernel=`` and raises on an unknown choice. Importing this package never imports triton: the Triton
 path imports it on first use, so the harness imports on machines without it.
 """
+
 from __future__ import annotations
 
 import importlib.util

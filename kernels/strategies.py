@@ -10,6 +10,7 @@ The case strategies (``interaction_cases()``, ``jagged_cases()``, ``hstu_cases()
 ``catalogue_cases()``) return frozen dataclasses whose repr is the whole counterexample: Hypothesis prints it
 on failure.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +46,9 @@ def _check_bounds(min_name: str, min_value: int, max_name: str, max_value: int, 
     """Validate a keyword-only min/max pair: ints, at least ``least``, min not above max."""
     for name, value in ((min_name, min_value), (max_name, max_value)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(f"{name}={value!r} must be an int; pass a whole number such as {name}={least}")
+            raise InvalidArgument(
+                f"{name}={value!r} must be an int; pass a whole number such as {name}={least}"
+            )
         if value < least:
             raise InvalidArgument(f"{name}={value} is smaller than {least}; pass {name}>={least}")
     if min_value > max_value:
@@ -62,7 +65,9 @@ def dtypes(*, allowed: tuple[torch.dtype, ...] = DTYPES) -> st.SearchStrategy[to
         raise InvalidArgument(f"allowed={allowed!r} is empty; pass at least one of {DTYPES}")
     unknown = [d for d in allowed if d not in DTYPES]
     if unknown:
-        raise InvalidArgument(f"allowed={allowed!r} holds {unknown}, which the kernels do not take; use {DTYPES}")
+        raise InvalidArgument(
+            f"allowed={allowed!r} holds {unknown}, which the kernels do not take; use {DTYPES}"
+        )
     return st.sampled_from(allowed)
 
 
@@ -245,8 +250,11 @@ def _offsets(lengths: tuple[int, ...]) -> torch.Tensor:
 
 def _check_choices(name: str, choices: tuple[int, ...], *, powers_of_two: bool = False) -> tuple[int, ...]:
     choices = tuple(choices)
-    bad = [c for c in choices if isinstance(c, bool) or not isinstance(c, int) or c < 1
-           or (powers_of_two and c & (c - 1))]
+    bad = [
+        c
+        for c in choices
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1 or (powers_of_two and c & (c - 1))
+    ]
     if not choices or bad:
         kind = "powers of two" if powers_of_two else "positive ints"
         raise InvalidArgument(f"{name}={choices!r} must be a non-empty tuple of {kind}; e.g. {name}=(16, 32)")
@@ -272,11 +280,17 @@ class HstuCase:
         total, width = int(offsets[-1]), self.heads * self.head_dim
         if self.packed:
             projection = torch.randn(total, 4 * width, generator=gen).to(device=device, dtype=self.dtype)
-            q, k, v = (projection[:, i * width:(i + 1) * width].view(total, self.heads, self.head_dim)
-                       for i in (2, 3, 1))
+            q, k, v = (
+                projection[:, i * width : (i + 1) * width].view(total, self.heads, self.head_dim)
+                for i in (2, 3, 1)
+            )
         else:
-            q, k, v = (torch.randn(total, self.heads, self.head_dim, generator=gen).to(device=device, dtype=self.dtype)
-                       for _ in range(3))
+            q, k, v = (
+                torch.randn(total, self.heads, self.head_dim, generator=gen).to(
+                    device=device, dtype=self.dtype
+                )
+                for _ in range(3)
+            )
         return q, k, v, offsets.to(device)
 
 
@@ -302,9 +316,15 @@ def hstu_cases(
     def cases(draw) -> HstuCase:
         row_lengths = tuple(draw(lengths))
         longest = max(row_lengths, default=0)
-        return HstuCase(row_lengths, draw(st.integers(min_heads, max_heads)), draw(st.sampled_from(head_dims)),
-                        draw(dtype_st), longest + draw(st.integers(0, max_extra_length)), draw(st.booleans()),
-                        draw(seeds()))
+        return HstuCase(
+            row_lengths,
+            draw(st.integers(min_heads, max_heads)),
+            draw(st.sampled_from(head_dims)),
+            draw(dtype_st),
+            longest + draw(st.integers(0, max_extra_length)),
+            draw(st.booleans()),
+            draw(seeds()),
+        )
 
     return cases()
 
@@ -330,13 +350,18 @@ class HstuDecodeCase:
         gen = torch.Generator().manual_seed(self.seed)
         offsets = _offsets(self.lengths)
         total, shape = int(offsets[-1]), (self.heads, self.head_dim)
-        history = [[torch.randn(total, *shape, generator=gen).to(self.dtype) for _ in range(self.layers)]
-                   for _ in range(2)]
+        history = [
+            [torch.randn(total, *shape, generator=gen).to(self.dtype) for _ in range(self.layers)]
+            for _ in range(2)
+        ]
         lengths = torch.tensor(self.lengths, dtype=torch.int64)
-        k_cache, v_cache = paged_caches_from_jagged(*history, offsets, lengths, page_size=self.page_size,
-                                                    width=max(self.lengths, default=0) + 1)
+        k_cache, v_cache = paged_caches_from_jagged(
+            *history, offsets, lengths, page_size=self.page_size, width=max(self.lengths, default=0) + 1
+        )
         batch = len(self.lengths)
-        q, k, v = (torch.randn(batch, *shape, generator=gen).to(device=device, dtype=self.dtype) for _ in range(3))
+        q, k, v = (
+            torch.randn(batch, *shape, generator=gen).to(device=device, dtype=self.dtype) for _ in range(3)
+        )
         return q, k, v, k_cache.to(device), v_cache.to(device), lengths.to(device)
 
 
@@ -362,9 +387,16 @@ def hstu_decode_cases(
     @st.composite
     def cases(draw) -> HstuDecodeCase:
         layers = draw(st.integers(1, max_layers))
-        return HstuDecodeCase(tuple(draw(lengths)), draw(st.integers(min_heads, max_heads)),
-                              draw(st.sampled_from(head_dims)), draw(dtype_st), draw(st.sampled_from(page_sizes)),
-                              layers, draw(st.integers(0, layers - 1)), draw(seeds()))
+        return HstuDecodeCase(
+            tuple(draw(lengths)),
+            draw(st.integers(min_heads, max_heads)),
+            draw(st.sampled_from(head_dims)),
+            draw(dtype_st),
+            draw(st.sampled_from(page_sizes)),
+            layers,
+            draw(st.integers(0, layers - 1)),
+            draw(seeds()),
+        )
 
     return cases()
 
@@ -421,7 +453,14 @@ def catalogue_cases(
         k = draw(st.one_of(st.integers(1, largest), st.just(largest)))
         spare = items - 2  # rows that can be made copies of row 1
         duplicates = draw(st.one_of(st.just(0), st.integers(0, spare), st.just(spare)))
-        return CatalogueCase(draw(st.integers(min_batch, max_batch)), items, draw(dim_st), k, draw(dtype_st),
-                             duplicates, draw(seeds()))
+        return CatalogueCase(
+            draw(st.integers(min_batch, max_batch)),
+            items,
+            draw(dim_st),
+            k,
+            draw(dtype_st),
+            duplicates,
+            draw(seeds()),
+        )
 
     return cases()

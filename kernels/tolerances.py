@@ -5,6 +5,7 @@ Both sides accumulate in fp32 and round once to the output dtype, so they differ
 (2^-10 for fp16, 2^-7 for bf16, with margin), atol the summation noise near zero, which grows like √terms for
 sums of unit-variance terms.
 """
+
 from __future__ import annotations
 
 import math

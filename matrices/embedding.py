@@ -24,6 +24,7 @@ axes:
 Importing this module registers the section parser in `matrices.loader.SECTION_PARSERS` and the label check in
 `matrices.loader.AXIS_CHECKS`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -35,17 +36,27 @@ from genrec_bench.models.embedding.spec import LABEL_EXAMPLE, SECTION_FIELDS, fi
 
 # ------------------------------------------------------------------------------------------ the section
 
+
 def parse_embedding(path: str, node: Any) -> dict:
     """Validate the matrix's `embedding:` mapping into the overrides it makes (field → value)."""
     if not isinstance(node, LineDict):
-        raise MatrixError(path, getattr(node, "line", None), "embedding",
-                          "must be a mapping, e.g. `embedding: {policy: lfu, warm_batches: 32}`")
+        raise MatrixError(
+            path,
+            getattr(node, "line", None),
+            "embedding",
+            "must be a mapping, e.g. `embedding: {policy: lfu, warm_batches: 32}`",
+        )
     out = {}
     for key, value in node.items():
         where, line = f"embedding.{key}", node.lines[key]
         if key in ("placement", "gpu_budget_mb", "fraction"):
-            raise MatrixError(path, line, where, "placement and budget are set per cell, so its id says them: "
-                                                 f"use the axis, e.g. `embedding: [{LABEL_EXAMPLE}]`")
+            raise MatrixError(
+                path,
+                line,
+                where,
+                "placement and budget are set per cell, so its id says them: "
+                f"use the axis, e.g. `embedding: [{LABEL_EXAMPLE}]`",
+            )
         if key not in SECTION_FIELDS:
             raise MatrixError(path, line, where, f"unknown key; expected one of: {', '.join(SECTION_FIELDS)}")
         problem = field_problem(key, value)

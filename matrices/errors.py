@@ -4,6 +4,7 @@ User mistakes (a bad matrix, an unknown backend) become one-line messages in the
 never tracebacks; programming errors stay ordinary exceptions. Every later stage of the data flow (models,
 backends, bench, reports) imports from here, so the hierarchy lives in the first stage.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Model presets: YAML → frozen ModelConfig."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,8 @@ class PresetError(ValueError):
 
     models/ is a library of its own (the harness imports it, never the reverse), so its errors are its own; the
     harness reports them as one line like its own errors."""
+
+
 ATTENTIONS = ("hstu", "softmax")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform", "fixed")
 
@@ -105,7 +108,9 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 @cache
 def presets() -> dict[str, ModelConfig]:
     """Every preset in models/presets.yaml, by name."""
-    raw = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))  # not the locale's (ASCII in the Triton stub)
+    raw = yaml.safe_load(
+        PRESETS_FILE.read_text(encoding="utf-8")
+    )  # not the locale's (ASCII in the Triton stub)
     out = {}
     for name, spec in raw.items():
         spec = dict(spec)

@@ -15,6 +15,7 @@ padding, the projections do not), which stays right for whatever lengths the cap
 The kernel calls are hidden from torch.compile (``torch.compiler.disable``): it compiles the dense layers
 between them, and the kernels run as they are.
 """
+
 from __future__ import annotations
 
 import torch
@@ -69,7 +70,9 @@ def encode(model, ids: torch.Tensor, lengths: torch.Tensor):
     width = ids.shape[1]
     keys, vals = [], []
     for block in model.blocks:
-        x, k, v = _block(block, x, lambda q, k, v: _attention(q, k, v, offsets, max_seq_len=width, kernel="triton"))
+        x, k, v = _block(
+            block, x, lambda q, k, v: _attention(q, k, v, offsets, max_seq_len=width, kernel="triton")
+        )
         keys.append(k)
         vals.append(v)
     return model.norm_out(x[offsets[1:] - 1]), keys, vals, offsets
@@ -85,8 +88,13 @@ def decode(model, new_ids: torch.Tensor, lengths: torch.Tensor, k_cache, v_cache
     """One new item per user on the paged caches → the normalised last hidden state [B, d]."""
     x = model.item_emb(new_ids) + model.pos_emb(lengths)
     for layer, block in enumerate(model.blocks):
-        x, _, _ = _block(block, x, lambda q, k, v, layer=layer: _decode_attention(
-            q, k, v, k_cache, v_cache, lengths, layer=layer, kernel="triton"))
+        x, _, _ = _block(
+            block,
+            x,
+            lambda q, k, v, layer=layer: _decode_attention(
+                q, k, v, k_cache, v_cache, lengths, layer=layer, kernel="triton"
+            ),
+        )
     return model.norm_out(x)
 
 

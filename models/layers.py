@@ -4,6 +4,7 @@ Both return the block output plus the layer's keys and values, so one code path 
 attention, keys/values become the KV cache) and decode (one query against cache + itself). Everything is written
 with static shapes and no host synchronisation, so the same module exports to ONNX, compiles and graph-captures.
 """
+
 from __future__ import annotations
 
 import math

@@ -22,6 +22,7 @@ dtype and ORT's CPU/CUDA kernels cover few bf16 ops, so ORT cells are fp32 and f
 
 Only kernel="torch" exports: the Triton kernels are launches of GPU binaries that no ONNX op represents.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,9 +72,15 @@ class OnnxExport:
 
     def info(self) -> dict:
         """What a record says about the file it ran."""
-        return {"path": str(self.path), "sha256": self.manifest["sha256"], "size_bytes": self.manifest["size"],
-                "opset": self.manifest["opset"], "exporter": self.manifest["exporter"],
-                "cache": self.status, "prepare_s": round(self.seconds, 3)}
+        return {
+            "path": str(self.path),
+            "sha256": self.manifest["sha256"],
+            "size_bytes": self.manifest["size"],
+            "opset": self.manifest["opset"],
+            "exporter": self.manifest["exporter"],
+            "cache": self.status,
+            "prepare_s": round(self.seconds, 3),
+        }
 
 
 def _versions() -> dict:
@@ -94,8 +101,16 @@ def _source_hash() -> str:
 
 def export_fields(cfg: ModelConfig, phase: str, precision: str) -> dict:
     """The cache key's fields: model config fingerprint, phase, precision, opset, exporter and versions."""
-    return {"model": cfg.name, "fingerprint": cfg.fingerprint(), "phase": phase, "precision": precision,
-            "opset": OPSET, "exporter": EXPORTER, "sources": _source_hash(), **_versions()}
+    return {
+        "model": cfg.name,
+        "fingerprint": cfg.fingerprint(),
+        "phase": phase,
+        "precision": precision,
+        "opset": OPSET,
+        "exporter": EXPORTER,
+        "sources": _source_hash(),
+        **_versions(),
+    }
 
 
 def dynamic_shapes(phase: str, cfg: ModelConfig) -> tuple:
@@ -114,8 +129,10 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
     """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises ExportError."""
     where = f"onnx-export | {model.cfg.name}/{phase}/{precision}"
     if precision not in EXPORT_DTYPES:
-        raise ExportError(f"{where}: precision {precision!r} is not exported; exported: "
-                           f"{', '.join(EXPORT_DTYPES)} (no numpy bf16 for ONNX Runtime I/O)")
+        raise ExportError(
+            f"{where}: precision {precision!r} is not exported; exported: "
+            f"{', '.join(EXPORT_DTYPES)} (no numpy bf16 for ONNX Runtime I/O)"
+        )
     if phase not in PHASE_INPUTS:
         raise ExportError(f"{where}: unknown phase; phases: {', '.join(PHASE_INPUTS)}")
     dtype = EXPORT_DTYPES[precision]
@@ -130,11 +147,21 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
             warnings.simplefilter("ignore")
             # One stated path: torch.export in non-strict mode, then the ONNX translation of that program.
             # (torch.onnx.export given the module would try non-strict and silently retry strict on failure.)
-            exported = torch.export.export(PhaseModule(net, phase).eval(), example,
-                                           dynamic_shapes=dynamic_shapes(phase, model.cfg), strict=False)
-            program = torch.onnx.export(exported, dynamo=True, opset_version=OPSET,
-                                        input_names=list(PHASE_INPUTS[phase]), output_names=list(PHASE_OUTPUTS),
-                                        optimize=True, verbose=False)
+            exported = torch.export.export(
+                PhaseModule(net, phase).eval(),
+                example,
+                dynamic_shapes=dynamic_shapes(phase, model.cfg),
+                strict=False,
+            )
+            program = torch.onnx.export(
+                exported,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=list(PHASE_INPUTS[phase]),
+                output_names=list(PHASE_OUTPUTS),
+                optimize=True,
+                verbose=False,
+            )
             # Weights inside the file: the presets stay under protobuf's 2 GB (base: 1M×256 fp32 ≈ 1 GB).
             program.save(str(dest), external_data=False)
     except Exception as exc:
@@ -142,8 +169,9 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
     return {"capture": "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"}
 
 
-def exported_model(model: GenerativeRecommender, phase: str, precision: str,
-                   cache: OnnxCache | None = None) -> OnnxExport:
+def exported_model(
+    model: GenerativeRecommender, phase: str, precision: str, cache: OnnxCache | None = None
+) -> OnnxExport:
     """The cached export of (model's preset, phase, precision), exported now if missing or corrupt."""
     cache = cache or OnnxCache()
     fields = export_fields(model.cfg, phase, precision)
@@ -163,8 +191,14 @@ def exported_model(model: GenerativeRecommender, phase: str, precision: str,
         raise
     except Exception as exc:  # checker or filesystem failure of a fresh export: still one line
         raise ExportError(f"onnx-export | {stem}: {root_cause(exc)}") from exc
-    return OnnxExport(path=entry.path, sha256=entry.manifest["sha256"], manifest=entry.manifest,
-                      built=entry.built, status=status, seconds=time.perf_counter() - start)
+    return OnnxExport(
+        path=entry.path,
+        sha256=entry.manifest["sha256"],
+        manifest=entry.manifest,
+        built=entry.built,
+        status=status,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def root_cause(exc: BaseException) -> str:

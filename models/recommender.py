@@ -14,6 +14,7 @@ Item rows are looked up in one step per call (`_item_lookup`): with the table on
 nn.Embedding, what ONNX export sees) that is the table itself and the ids unchanged; a placement from
 models/embedding (host memory, or a device cache of it) hands back its own table and the ids' rows in it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -72,7 +73,9 @@ class GenerativeRecommender(nn.Module):
             # One more position than the longest history: a decode step writes at position `length`.
             self.pos_emb = nn.Embedding(cfg.max_seq_len + 1, d)
             nn.init.normal_(self.pos_emb.weight, std=0.02)
-            self.blocks = nn.ModuleList(BLOCKS[cfg.attention](d, cfg.num_heads) for _ in range(cfg.num_layers))
+            self.blocks = nn.ModuleList(
+                BLOCKS[cfg.attention](d, cfg.num_heads) for _ in range(cfg.num_layers)
+            )
             self.norm_out = nn.LayerNorm(d)
             self.context_emb = nn.ModuleList(nn.Embedding(v, d) for v in cfg.context_vocab)
             width = d + cfg.num_features * (cfg.num_features - 1) // 2
@@ -204,8 +207,9 @@ class GenerativeRecommender(nn.Module):
         scores, idx = torch.topk(logits, min(self.top_k, c), dim=-1)
         return scores, candidates.gather(1, idx)
 
-    def variant(self, *, top_k: int | None = None, kernel: str | None = None,
-                embedding=None) -> GenerativeRecommender:
+    def variant(
+        self, *, top_k: int | None = None, kernel: str | None = None, embedding=None
+    ) -> GenerativeRecommender:
         """The same weights (shared, not copied) with another k, kernel or embedding placement to apply when a
         backend places it: the oracle's wide-k reference, a cell's kernel and placement."""
         clone = copy.copy(self)

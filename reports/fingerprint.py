@@ -11,6 +11,7 @@
   warm-up, matrix, the backend's options, the serving scenario), so a changed cell starts a new series instead of
   looking like a regression. Outcomes (rounds fitted into the time budget, ports, paths, versions) stay out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,17 @@ CELL_AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase
 # The backend options that define a cell's work; everything else a backend reports is description or outcome.
 # Not ORT's provider_options: the session reports every default of the installed release (and, for TensorRT,
 # cache paths), so they would split a series at each upgrade; the harness's own choices are session_options.
-BACKEND_OPTIONS = ("mode", "device", "compile", "providers", "session_options", "protocol", "target",
-                   "genrec_device", "deployment")
+BACKEND_OPTIONS = (
+    "mode",
+    "device",
+    "compile",
+    "providers",
+    "session_options",
+    "protocol",
+    "target",
+    "genrec_device",
+    "deployment",
+)
 SERVING_OPTIONS = ("scenario", "protocol", "target", "users_per_request")
 SWEEP_OPTIONS = ("kind", "warmup_s", "measure_s", "clients")
 
@@ -42,17 +52,27 @@ def _gib(mib) -> int | None:
 def hardware_of_cells(machine_info: dict) -> dict:
     """The hardware fingerprint of a pytest-benchmark file, from machine_info's `genrec` section."""
     env = machine_info.get("genrec") or {}
-    gpu = env.get("gpu_name") or (env.get("device_name") if str(env.get("device", "")).startswith("cuda") else None)
-    return {"gpu_name": gpu, "gpu_count": env.get("gpu_count"), "gpu_memory_gib": _gib(env.get("gpu_memory_mib")),
-            "compute_capability": env.get("compute_capability"),
-            "cpu_model": env.get("cpu") or (machine_info.get("cpu") or {}).get("brand_raw")}
+    gpu = env.get("gpu_name") or (
+        env.get("device_name") if str(env.get("device", "")).startswith("cuda") else None
+    )
+    return {
+        "gpu_name": gpu,
+        "gpu_count": env.get("gpu_count"),
+        "gpu_memory_gib": _gib(env.get("gpu_memory_mib")),
+        "compute_capability": env.get("compute_capability"),
+        "cpu_model": env.get("cpu") or (machine_info.get("cpu") or {}).get("brand_raw"),
+    }
 
 
 def hardware_of_kernels(machine: dict) -> dict:
     """The hardware fingerprint of a kernel micro-benchmark file, from its `machine` section."""
-    return {"gpu_name": machine.get("gpu_name") or machine.get("device"), "gpu_count": machine.get("gpu_count"),
-            "gpu_memory_gib": _gib(machine.get("gpu_memory_mib")),
-            "compute_capability": machine.get("compute_capability"), "cpu_model": machine.get("cpu")}
+    return {
+        "gpu_name": machine.get("gpu_name") or machine.get("device"),
+        "gpu_count": machine.get("gpu_count"),
+        "gpu_memory_gib": _gib(machine.get("gpu_memory_mib")),
+        "compute_capability": machine.get("compute_capability"),
+        "cpu_model": machine.get("cpu"),
+    }
 
 
 def _tritonserver(libraries: dict) -> str | None:
@@ -69,16 +89,26 @@ def software_of_cells(machine_info: dict, records: list[dict]) -> dict:
     loaded: dict = {}
     for record in records:
         loaded.update((record.get("env") or {}).get("loaded") or {})
-    return {"driver": env.get("driver"), "cuda": env.get("cuda"), "torch": libraries.get("torch"),
-            "onnxruntime": loaded.get("onnxruntime"),
-            "triton": loaded.get("triton") or libraries.get("triton"), "tritonserver": _tritonserver(libraries)}
+    return {
+        "driver": env.get("driver"),
+        "cuda": env.get("cuda"),
+        "torch": libraries.get("torch"),
+        "onnxruntime": loaded.get("onnxruntime"),
+        "triton": loaded.get("triton") or libraries.get("triton"),
+        "tritonserver": _tritonserver(libraries),
+    }
 
 
 def software_of_kernels(machine: dict) -> dict:
     driver = machine.get("driver")
-    return {"driver": None if str(driver).startswith("unknown") else driver, "cuda": machine.get("cuda"),
-            "torch": machine.get("torch"), "onnxruntime": None, "triton": machine.get("triton"),
-            "tritonserver": None}
+    return {
+        "driver": None if str(driver).startswith("unknown") else driver,
+        "cuda": machine.get("cuda"),
+        "torch": machine.get("torch"),
+        "onnxruntime": None,
+        "triton": machine.get("triton"),
+        "tritonserver": None,
+    }
 
 
 def machine_folder(hardware: dict) -> str:
@@ -89,15 +119,21 @@ def machine_folder(hardware: dict) -> str:
 
 def hardware_differences(a: dict, b: dict) -> list[str]:
     """The fields both fingerprints know and disagree on, as `field a ≠ b`; empty when comparable."""
-    return [f"{f} {a.get(f)} ≠ {b.get(f)}" for f in HARDWARE_FIELDS
-            if a.get(f) is not None and b.get(f) is not None and a.get(f) != b.get(f)]
+    return [
+        f"{f} {a.get(f)} ≠ {b.get(f)}"
+        for f in HARDWARE_FIELDS
+        if a.get(f) is not None and b.get(f) is not None and a.get(f) != b.get(f)
+    ]
 
 
 def software_changes(before: dict, after: dict) -> list[str]:
     """What changed between two software fingerprints, as `torch 2.11.0 → 2.12.0`; a field one of them does not
     know (a run that loaded no onnxruntime) is no change."""
-    return [f"{f} {before[f]} → {after[f]}" for f in SOFTWARE_FIELDS
-            if before.get(f) and after.get(f) and before[f] != after[f]]
+    return [
+        f"{f} {before[f]} → {after[f]}"
+        for f in SOFTWARE_FIELDS
+        if before.get(f) and after.get(f) and before[f] != after[f]
+    ]
 
 
 def _pick(section: dict | None, keys: tuple[str, ...]) -> dict:
@@ -117,7 +153,9 @@ def series_key(record: dict) -> str:
     if serving:
         sweep = serving.get("sweep") or {}
         work["serving"] = _pick(serving, SERVING_OPTIONS) | {
-            "sweep": _pick(sweep, SWEEP_OPTIONS) | {"levels": [lv.get("concurrency") for lv in sweep.get("levels", [])]}}
+            "sweep": _pick(sweep, SWEEP_OPTIONS)
+            | {"levels": [lv.get("concurrency") for lv in sweep.get("levels", [])]}
+        }
     if "work" in record:  # a harness that states what defines the work outright
         work["declared"] = record["work"]
     return f"{cell['id']}@{short_hash(work)}"

@@ -5,6 +5,7 @@ absent with its failure named).
 Three kinds of file: pytest-benchmark JSON (`--benchmark-json`, one record per cell in `extra_info`), the kernel
 micro-benchmarks' JSON (`{"machine", "hbm_copy", "records"}`) and history entries (reports/history.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,16 @@ from dataclasses import dataclass, field
 from genrec_bench.matrices.errors import ResultsError
 
 HISTORY_FORMAT = "genrec-bench-history/1"
-KERNEL_FIELDS = {"op": str, "provider": str, "dtype": str, "shape": dict, "median_us": (int, float),
-                 "gbps": (int, float), "hbm_fraction": (int, float), "bytes": int}
+KERNEL_FIELDS = {
+    "op": str,
+    "provider": str,
+    "dtype": str,
+    "shape": dict,
+    "median_us": (int, float),
+    "gbps": (int, float),
+    "hbm_fraction": (int, float),
+    "bytes": int,
+}
 
 
 @dataclass(frozen=True)
@@ -57,10 +66,13 @@ def read_json(path: str) -> dict:
     except PermissionError:
         raise ResultsError(f"{path}: not readable (permission denied)") from None
     except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                           f"{hint}") from None
+        raise ResultsError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); {hint}"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); was the run cut short?") from None
+        raise ResultsError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); was the run cut short?"
+        ) from None
     if not isinstance(doc, dict):
         raise ResultsError(f"{path}: holds a JSON {type(doc).__name__}, not an object; {hint}")
     return doc
@@ -87,8 +99,10 @@ class RecordValidator:
             try:
                 import jsonschema
             except ImportError:
-                raise ResultsError("validating records needs the jsonschema package (a genrec-bench dependency): "
-                                   "pip install jsonschema, or pass --no-validate") from None
+                raise ResultsError(
+                    "validating records needs the jsonschema package (a genrec-bench dependency): "
+                    "pip install jsonschema, or pass --no-validate"
+                ) from None
             from genrec_bench.bench.record import schema
 
             self.validator = jsonschema.Draft202012Validator(schema())
@@ -100,8 +114,11 @@ class RecordValidator:
         if bad:
             return f"extra_info/{bad}: {record_value(record, bad)} is not a number JSON can hold"
         if self.validator is None:
-            return None if isinstance(record.get("cell"), dict) and "id" in record["cell"] else \
-                "extra_info/cell/id: missing"
+            return (
+                None
+                if isinstance(record.get("cell"), dict) and "id" in record["cell"]
+                else "extra_info/cell/id: missing"
+            )
         import jsonschema
 
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
@@ -124,8 +141,11 @@ def kernel_problem(record) -> str | None:
     if not isinstance(record, dict):
         return "not an object"
     if "error" in record:
-        return None if isinstance(record.get("op"), str) and isinstance(record.get("provider"), str) else \
-            "an error record needs op and provider"
+        return (
+            None
+            if isinstance(record.get("op"), str) and isinstance(record.get("provider"), str)
+            else "an error record needs op and provider"
+        )
     for name, kind in KERNEL_FIELDS.items():
         if not isinstance(record.get(name), kind) or isinstance(record.get(name), bool):
             return f"{name}: missing or not {getattr(kind, '__name__', 'a number')}"
@@ -164,8 +184,10 @@ def load(path: str, *, validate: bool = True) -> ResultFile:
             else:
                 out.kernels.append(record)
         return out
-    raise ResultsError(f"{path}: no `benchmarks` list (pytest-benchmark) nor `machine` and `records` (kernel "
-                       f"micro-benchmarks); pass a file written by pytest --benchmark-json")
+    raise ResultsError(
+        f"{path}: no `benchmarks` list (pytest-benchmark) nor `machine` and `records` (kernel "
+        f"micro-benchmarks); pass a file written by pytest --benchmark-json"
+    )
 
 
 def _load_history_entry(path: str, doc: dict, validate: bool) -> ResultFile:
@@ -192,6 +214,8 @@ def load_results(path: str, *, validate: bool = True) -> tuple[dict, list[Result
     """(machine_info, valid cell results, one line per record left out) of a --benchmark-json file."""
     loaded = load(path, validate=validate)
     if loaded.kind == "kernels":
-        raise ResultsError(f"{path}: a kernel micro-benchmark file has no cell records; summary and pivot read "
-                           f"pytest --benchmark-json files")
+        raise ResultsError(
+            f"{path}: a kernel micro-benchmark file has no cell records; summary and pivot read "
+            f"pytest --benchmark-json files"
+        )
     return loaded.machine_info, loaded.results, loaded.problems

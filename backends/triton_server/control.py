@@ -4,6 +4,7 @@ extension and server metadata. Every failure the caller should hear about is one
 tritonclient is imported here, lazily (the `serving` extra); the backend's availability check names it when
 it is missing.
 """
+
 from __future__ import annotations
 
 from genrec_bench.matrices.errors import BackendError
@@ -19,7 +20,9 @@ class ServerControl:
         self.http = http
         self._errors = (InferenceServerException, OSError)
         # Loading a model may take minutes (a CUDA-graph capture per batch bucket): the network timeout covers it.
-        self._client = httpclient.InferenceServerClient(url=http, connection_timeout=5.0, network_timeout=timeout_s)
+        self._client = httpclient.InferenceServerClient(
+            url=http, connection_timeout=5.0, network_timeout=timeout_s
+        )
 
     def ready(self) -> bool:
         """The server answers and is ready (False while it starts, or when nothing listens)."""

@@ -13,6 +13,7 @@ Result: latencies_ms of the requests that finished (closed) or arrived (poisson)
 errors, first_error, and for poisson the arrivals and the worst issue lag.
 A failed request ends this process's loop at once: a dead server must fail the cell fast, not time out.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,8 +68,12 @@ async def closed_loop(job) -> dict:
         await asyncio.gather(*(user() for _ in range(job["concurrency"])))
     finally:
         await client.close()
-    return {"latencies_ms": latencies, "completed": len(latencies), "errors": state["errors"],
-            "first_error": state["first_error"]}
+    return {
+        "latencies_ms": latencies,
+        "completed": len(latencies),
+        "errors": state["errors"],
+        "first_error": state["first_error"],
+    }
 
 
 async def poisson(job) -> dict:
@@ -107,10 +112,15 @@ async def poisson(job) -> dict:
         await asyncio.wait(pending, timeout=30)
     await client.close()
     in_window = int(((arrivals >= start) & (arrivals < end)).sum())
-    return {"latencies_ms": latencies, "completed": len(latencies), "arrivals": in_window,
-            "errors": state["errors"], "first_error": state["first_error"],
-            "max_issue_lag_ms": max(lags) if lags else 0.0,
-            "p99_issue_lag_ms": float(np.percentile(lags, 99)) if lags else 0.0}
+    return {
+        "latencies_ms": latencies,
+        "completed": len(latencies),
+        "arrivals": in_window,
+        "errors": state["errors"],
+        "first_error": state["first_error"],
+        "max_issue_lag_ms": max(lags) if lags else 0.0,
+        "p99_issue_lag_ms": float(np.percentile(lags, 99)) if lags else 0.0,
+    }
 
 
 async def _sleep_until(t: float) -> None:

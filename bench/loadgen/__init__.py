@@ -15,6 +15,7 @@ backend's Session, its Query Sample Library drawn from the preset's workload, it
 `mlperf_loadgen` (the `loadgen` extra, PyPI `mlcommons-loadgen`) is imported only when a scenario runs; without
 it scenario cells are skipped with the install hint.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,11 +34,15 @@ def scenario_skip(cell: Cell) -> str | None:
     if importlib.util.find_spec("mlperf_loadgen") is None:
         return f"MLPerf LoadGen (mlperf_loadgen) is not installed; {INSTALL_HINT}"
     if cell.phase not in SCENARIO_PHASES:
-        return (f"scenario cells run {' and '.join(SCENARIO_PHASES)}: a {cell.phase} sample needs a KV cache "
-                f"built per user, which the Query Sample Library does not hold")
+        return (
+            f"scenario cells run {' and '.join(SCENARIO_PHASES)}: a {cell.phase} sample needs a KV cache "
+            f"built per user, which the Query Sample Library does not hold"
+        )
     if cell.mode in PER_CALL_SERVING_MODES:
-        return (f"mode {cell.mode} is a per-call serving scenario of its own; LoadGen scenario cells of a served "
-                f"backend take mode latency")
+        return (
+            f"mode {cell.mode} is a per-call serving scenario of its own; LoadGen scenario cells of a served "
+            f"backend take mode latency"
+        )
     return None
 
 

@@ -10,6 +10,7 @@ LoadGen keeps a thread-local logger per thread that calls it, and a short-lived 
 logger is being read crashes the process (a known LoadGen race): every SUT calls QuerySamplesComplete from
 threads that live until StartTest has returned.
 """
+
 from __future__ import annotations
 
 import threading

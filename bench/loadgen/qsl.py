@@ -6,6 +6,7 @@ every backend and the reference see. The reference is computed once per library,
 logits of a `base` user are 4 MB), before any LoadGen run starts; libraries are kept per process, so the cells
 of one shape share it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,8 +51,13 @@ class QuerySampleLibrary:
         """The fp32 CPU reference of every user (the oracle's: wide top-k, and any item's score)."""
         if self._reference is None:
             self._reference = Reference.concat(
-                [reference(self.model, self.phase, self.gather(range(i, min(i + REFERENCE_CHUNK, self.count))))
-                 for i in range(0, self.count, REFERENCE_CHUNK)])
+                [
+                    reference(
+                        self.model, self.phase, self.gather(range(i, min(i + REFERENCE_CHUNK, self.count)))
+                    )
+                    for i in range(0, self.count, REFERENCE_CHUNK)
+                ]
+            )
         return self._reference
 
 

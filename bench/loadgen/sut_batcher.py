@@ -12,6 +12,7 @@ captured CUDA graphs are specialised to it. So each bucket size gets one `Sessio
 repeating a user; `load()` copies the batch into the bucket's input buffers. The cost of padding is part of
 what LoadGen measures, as it would be in a deployment with the same buckets.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -52,8 +53,12 @@ class BatcherSUT:
         self.completions: Completions | None = None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "max_batch": self.max_batch, "buckets": list(self.buckets),
-                "max_wait_ms": self.max_wait_s * 1e3}
+        return {
+            "kind": self.kind,
+            "max_batch": self.max_batch,
+            "buckets": list(self.buckets),
+            "max_wait_ms": self.max_wait_s * 1e3,
+        }
 
     def calls_ms(self, users: int, repeats: int = 3) -> float:
         """The fastest of `repeats` back-to-back calls for `users` users, load and fetch included."""

@@ -16,6 +16,7 @@ positions ``< lengths[b]`` plus the new token itself; the history never moves. D
 replayed CUDA graphs and repeated benchmark rounds never see a longer history. A server advances ``lengths``
 after each step and gives a user a new page when its length reaches a page boundary.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -68,7 +69,9 @@ def allocate_page_table(lengths: torch.Tensor, *, page_size: int, width: int) ->
     """
     if page_size < 1 or page_size & (page_size - 1):
         raise ValueError(f"paged cache | page_size={page_size} must be a power of two")
-    needed = torch.div(lengths + page_size, page_size, rounding_mode="floor")  # ceil((length + 1) / page_size)
+    needed = torch.div(
+        lengths + page_size, page_size, rounding_mode="floor"
+    )  # ceil((length + 1) / page_size)
     columns = -(-width // page_size)
     if lengths.numel() and int(needed.max()) > columns:
         raise ValueError(
@@ -82,8 +85,13 @@ def allocate_page_table(lengths: torch.Tensor, *, page_size: int, width: int) ->
 
 
 def paged_caches_from_jagged(
-    keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], offsets: torch.Tensor, lengths: torch.Tensor,
-    *, width: int, page_size: int = DEFAULT_PAGE_SIZE,
+    keys: Sequence[torch.Tensor],
+    values: Sequence[torch.Tensor],
+    offsets: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    width: int,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[PagedCache, PagedCache]:
     """The prefill's write: per-layer jagged keys and values [T, H, dh] (user b's rows offsets[b]:offsets[b+1],
     at most lengths[b] + 1 of them) copied once into freshly allocated pages. Returns (keys, values) caches."""

@@ -2,6 +2,7 @@
 
 ``interaction(x, dense=..., kernel=...)`` is the one entry point; ``kernel`` picks the implementation.
 """
+
 from __future__ import annotations
 
 import torch

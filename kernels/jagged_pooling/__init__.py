@@ -2,6 +2,7 @@
 
 ``jagged_pooling(values, offsets, table, mode=..., kernel=...)`` is the one entry point.
 """
+
 from __future__ import annotations
 
 import torch

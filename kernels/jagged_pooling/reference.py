@@ -4,6 +4,7 @@ Segment ids come from the offsets with a scatter-add and a cumsum (no repeat_int
 Python loop over rows), so the graph has static control flow: ``torch.onnx.export(..., dynamo=True)`` turns it
 into ScatterElements + CumSum + Gather, and ``torch.compile`` takes it without graph breaks.
 """
+
 from __future__ import annotations
 
 import torch

@@ -15,6 +15,7 @@ which keeping the most frequently used rows approaches the best static choice (t
 while LRU also admits every one-off tail item and lets it push out a popular row. LRU is the better choice when
 popularity drifts (new items, trends); the matrix can pick it per cell (`cached-10pct-lru`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,9 @@ def stamp_max(ways: int) -> int:
     return (1 << (KEY_BITS - FREQ_BITS - way_bits(ways))) - 1
 
 
-def victim_keys(policy: str, stamp: torch.Tensor, freq: torch.Tensor, way: torch.Tensor, ways: int) -> torch.Tensor:
+def victim_keys(
+    policy: str, stamp: torch.Tensor, freq: torch.Tensor, way: torch.Tensor, ways: int
+) -> torch.Tensor:
     """The int64 victim key of slots with these stamps, lookup counts and way indices (all int64 tensors)."""
     shift = way_bits(ways)
     if policy == "lru":

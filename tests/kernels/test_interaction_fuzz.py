@@ -1,4 +1,5 @@
 """Fuzz the Triton interaction kernel against the fp32 torch reference (CPU: Triton's interpreter)."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,9 @@ def test_reference_matches_the_definition(case):
     xf = x.float()
     pairs = [(xf[:, i] * xf[:, j]).sum(-1) for i in range(case.features) for j in range(i)]
     want = torch.stack(pairs, 1) if pairs else xf.new_zeros(case.batch, 0)
-    torch.testing.assert_close(interaction_reference(x), want.to(x.dtype), **tolerance(case.dtype, terms=case.dim))
+    torch.testing.assert_close(
+        interaction_reference(x), want.to(x.dtype), **tolerance(case.dtype, terms=case.dim)
+    )
 
 
 def _configs():

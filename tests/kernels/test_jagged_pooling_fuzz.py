@@ -1,4 +1,5 @@
 """Fuzz the Triton jagged pooling kernel against the fp32 torch reference (CPU: Triton's interpreter)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,6 @@
 """Dispatch: unknown kernels and modes raise, importing kernels never imports triton, a missing triton is
 reported by name."""
+
 from __future__ import annotations
 
 import subprocess
