@@ -64,13 +64,10 @@ class Reference:
     def concat(parts: list[Reference]) -> Reference:
         """One reference of the users of `parts`, in order (a library's reference is computed in chunks)."""
         first = parts[0]
-        joined = lambda attr: (
-            None
-            if getattr(first, attr) is None
-            else sum(  # noqa: E731
-                (tuple(getattr(p, attr)) for p in parts), ()
-            )
-        )
+
+        def joined(attr):
+            return None if getattr(first, attr) is None else sum((tuple(getattr(p, attr)) for p in parts), ())
+
         return Reference(
             first.phase,
             torch.cat([p.scores for p in parts]),

@@ -34,10 +34,10 @@ def format_summary(machine_info: dict, results: list[Result]) -> str:
     """The table as text, widest cell first column, with a header naming the device."""
     rows = [_row(r) for r in results]
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(
-        c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-        for i, (c, w) in enumerate(zip(cells, widths))
-    )
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     devices = sorted({r.record["env"]["device_name"] for r in results})
     failed = sum(1 for r in results if not r.record["numerics"]["passed"])
     out = [

@@ -145,11 +145,10 @@ def test_cache_geometry(rows, items, ways, want):
 
 def test_victim_keys_order_empty_then_policy_then_way():
     ways = 4
-    key = lambda policy, stamp, freq, way: int(
-        victim_keys(  # noqa: E731
-            policy, torch.tensor(stamp), torch.tensor(freq), torch.tensor(way), ways
-        )
-    )
+
+    def key(policy, stamp, freq, way):
+        return int(victim_keys(policy, torch.tensor(stamp), torch.tensor(freq), torch.tensor(way), ways))
+
     assert key("lru", 0, 0, 3) < key("lru", 1, 9, 0) < key("lru", 2, 1, 0) < key("lru", 2, 1, 1)
     assert key("lfu", 0, 0, 3) < key("lfu", 9, 1, 0) < key("lfu", 1, 2, 0) < key("lfu", 2, 2, 0)
     assert key("lfu", 2**40, FREQ_MAX * 4, 3) < PROTECTED  # saturated fields stay below the protected mark
