@@ -1,7 +1,8 @@
-"""Backends: Backend.prepare(model, cell, context) → Session; Session.runner(inputs) → the closure that is timed.
+"""Backends: Backend.prepare(model, cell, context) → Session; Session.runner(inputs) → the closure that is
+timed.
 
-Importing this package registers the built-in backends; optional frameworks are imported only inside the backend
-that needs them, so the harness imports on a bare machine and reports why a backend is unavailable.
+Importing this package registers the built-in backends; optional frameworks are imported only inside the
+backend that needs them, so the harness imports on a bare machine and reports why a backend is unavailable.
 """
 
 from genrec_bench.backends import (  # noqa: F401  (each module registers its backends when imported)

@@ -109,8 +109,8 @@ class Traffic:
             "distinct_batches": len(self.pool),
             "drawn_on": device,
             "draw_ms_per_batch": round(self.draw_ms, 3),
-            "rotation": "first call: the oracle's inputs; then the pool in turn (a round past the pool's size "
-            "repeats a batch)",
+            "rotation": "first call: the oracle's inputs; then the pool in turn (a round past the pool's "
+            "size repeats a batch)",
         }
 
 
@@ -134,8 +134,8 @@ def step_share(table: HostBackedTable, forward, pool: list, device: str, measure
         "call_ms_p50": call,
         "calls": len(pool[:SHARE_CALLS]),
         "measured_in": measured_in,
-        "method": "CUDA events (perf_counter on CPU) around the lookup step and around the call, in a separate "
-        "pass after the timed rounds; never inside them",
+        "method": "CUDA events (perf_counter on CPU) around the lookup step and around the call, in a "
+        "separate pass after the timed rounds; never inside them",
     }
 
 

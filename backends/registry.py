@@ -1,9 +1,9 @@
 """Backend registry: a decorator that refuses duplicates, lookups that list what exists on a miss, and
 third-party backends through the `genrec_bench.backends` entry-point group.
 
-A third-party entry point that cannot be loaded (a missing module, an import that raises, an object that is not
-a Backend subclass) does not stop the run: its name is registered as a backend that is unavailable, with the
-reason, so the matrix's cells of it skip with that reason and every other backend still runs.
+A third-party entry point that cannot be loaded (a missing module, an import that raises, an object that is
+not a Backend subclass) does not stop the run: its name is registered as a backend that is unavailable, with
+the reason, so the matrix's cells of it skip with that reason and every other backend still runs.
 """
 
 from __future__ import annotations

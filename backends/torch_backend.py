@@ -40,7 +40,8 @@ class TorchSession(Session):
         if cell.mode == "compile" and isinstance(self.model.item_emb, HostBackedTable):
             self.model.item_emb.keep_out_of_compile()
         self.module = PhaseModule(self.model, cell.phase)
-        # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would run.
+        # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would
+        # run.
         self.forward = torch.compile(self.module, dynamic=False) if cell.mode == "compile" else self.module
         self.timer = "cuda_event" if device.startswith("cuda") else "host_clock"
         self._captured: list = []  # (graph, run) of every capture: see _capture
@@ -53,8 +54,8 @@ class TorchSession(Session):
         return self._runner(phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype))
 
     def bucket_runner(self, drawn):
-        """New users are copied into the buffers the closure reads, so one compiled graph or captured CUDA graph
-        per bucket serves every batch of that size."""
+        """New users are copied into the buffers the closure reads, so one compiled graph or captured CUDA
+        graph per bucket serves every batch of that size."""
         if self.cell.phase == "decode":
             raise BackendError(
                 f"{self.cell.backend} | decode inputs carry a KV cache built per batch; bucket "

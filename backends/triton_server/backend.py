@@ -81,7 +81,8 @@ class TritonSession(Session):
             return {
                 "output_dtype": None,
                 "kernels": None,
-                "served_model": "unverified: the server is not ours, so its model's own account is not readable",
+                "served_model": "unverified: the server is not ours, so its model's own account is "
+                "not readable",
             }
         path = self.server.repository / f"{self.models.prefix}_genrec" / "1" / "provenance.json"
         info = json.loads(path.read_text())

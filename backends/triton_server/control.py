@@ -1,5 +1,5 @@
-"""A Triton server's control plane through tritonclient's HTTP client: readiness, model loading, the statistics
-extension and server metadata. Every failure the caller should hear about is one BackendError line.
+"""A Triton server's control plane through tritonclient's HTTP client: readiness, model loading, the
+statistics extension and server metadata. Every failure the caller should hear about is one BackendError line.
 
 tritonclient is imported here, lazily (the `serving` extra); the backend's availability check names it when
 it is missing.
@@ -19,7 +19,8 @@ class ServerControl:
 
         self.http = http
         self._errors = (InferenceServerException, OSError)
-        # Loading a model may take minutes (a CUDA-graph capture per batch bucket): the network timeout covers it.
+        # Loading a model may take minutes (a CUDA-graph capture per batch bucket): the network timeout covers
+        # it.
         self._client = httpclient.InferenceServerClient(
             url=http, connection_timeout=5.0, network_timeout=timeout_s
         )
@@ -44,7 +45,8 @@ class ServerControl:
             return False
 
     def load(self, name: str) -> None:
-        """Load (or reload) `name` from the server's repository; raises BackendError with the server's reason."""
+        """Load (or reload) `name` from the server's repository; raises BackendError with the server's
+        reason."""
         try:
             self._client.load_model(name)
         except self._errors as exc:

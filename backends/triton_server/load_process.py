@@ -1,8 +1,9 @@
-"""One load-generator process for a Triton target: asyncio tritonclient (gRPC or HTTP) in a closed or an open loop.
+"""One load-generator process for a Triton target: asyncio tritonclient (gRPC or HTTP) in a closed or an open
+loop.
 
-`python backends/triton_server/load_process.py` reads a JSON job on stdin and writes a JSON result on stdout. Several of
-them run side by side when one Python process cannot keep the server busy (the GIL caps one process at a few
-thousand requests/s). All processes share CLOCK_MONOTONIC, so they measure one common window:
+`python backends/triton_server/load_process.py` reads a JSON job on stdin and writes a JSON result on stdout.
+Several of them run side by side when one Python process cannot keep the server busy (the GIL caps one process
+at a few thousand requests/s). All processes share CLOCK_MONOTONIC, so they measure one common window:
 `start_at + warmup_s … + measure_s`.
 
 Handshake: the job is one JSON line on stdin; once connected the process prints `ready`, then reads one more
@@ -25,7 +26,9 @@ import numpy as np
 
 if __package__:
     from genrec_bench.backends.triton_server.client import infer_args, module
-else:  # run as a script (bench/serving/scenarios.py does): importing the backends package would import torch for nothing
+else:
+    # run as a script (bench/serving/scenarios.py does): importing the backends package would import torch
+    # for nothing
     from client import infer_args, module
 
 

@@ -1,9 +1,9 @@
 """The server's own account: the statistics extension (where a request's time went) and Prometheus metrics
 (how many requests each execution batched). Pure functions over snapshots, plus the two readers.
 
-Statistics extension (tritonclient's `get_inference_statistics`): cumulative counts and nanoseconds per model —
-success, queue, compute_input, compute_infer, compute_output — and inference_count / execution_count. A
-measurement takes a snapshot before and after and reports the difference per request, in microseconds.
+Statistics extension (tritonclient's `get_inference_statistics`): cumulative counts and nanoseconds per
+model — success, queue, compute_input, compute_infer, compute_output — and inference_count / execution_count.
+A measurement takes a snapshot before and after and reports the difference per request, in microseconds.
 Prometheus (`/metrics`, parsed with prometheus_client's parser): `nv_inference_count` (each batch element
 counted) and `nv_inference_exec_count` (executions); their ratio over a window is the achieved batch size.
 """

@@ -131,7 +131,8 @@ def command(
 
 
 def parse_csv(text: str) -> list[dict]:
-    """perf_analyzer's -f CSV (latencies in µs) → rows of {concurrency, requests_per_s, latency_ms, server}."""
+    """perf_analyzer's -f CSV (latencies in µs) → rows of
+    {concurrency, requests_per_s, latency_ms, server}."""
     rows = []
     for row in csv.DictReader(io.StringIO(text)):
         latency = {key: float(row[col]) / 1e3 for col, key in LATENCY_COLUMNS.items() if row.get(col)}

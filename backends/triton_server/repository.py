@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL_CODE = Path(__file__).with_name("model_code")
 SERVED_PHASES = ("prefill", "rank")
 GENREC_BACKENDS = ("python", "onnxruntime", "tensorrt")
-# genrec's tensor names: ours in the Python backend, the exported graph's (models.PHASE_INPUTS/OUTPUTS) otherwise.
+# genrec's tensor names: ours in the Python backend, the exported graph's (models.PHASE_INPUTS/OUTPUTS)
+# otherwise.
 PYTHON_IO = {n: n for n in ("IDS", "LENGTHS", "CONTEXT", "CANDIDATES", "CAND_SCORES", "CAND_ITEMS")}
 EXPORTED_IO = {
     "IDS": "ids",
@@ -64,7 +65,8 @@ class Tensor:
 
 def _pb():
     """Triton's model-config protobuf module (shipped with tritonclient[grpc]): configs are built as messages,
-    so a misspelt field or a wrong type fails while the repository is written, not when the server loads it."""
+    so a misspelt field or a wrong type fails while the repository is written, not when the server loads
+    it."""
     from tritonclient.grpc import model_config_pb2
 
     return model_config_pb2

@@ -299,10 +299,10 @@ class EmbeddedServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _reap_after_crash(self) -> None:
-        """A server that did not exit cleanly (killed, crashed) leaves its Python-backend stubs behind, orphaned
-        and deaf to SIGTERM, each holding a /dev/shm region. End the stubs we saw it start — only processes whose
-        command line is still exactly the one recorded, so never another server's — with SIGTERM, then SIGKILL,
-        and unlink the regions named on their command lines."""
+        """A server that did not exit cleanly (killed, crashed) leaves its Python-backend stubs behind,
+        orphaned and deaf to SIGTERM, each holding a /dev/shm region. End the stubs we saw it start — only
+        processes whose command line is still exactly the one recorded, so never another server's — with
+        SIGTERM, then SIGKILL, and unlink the regions named on their command lines."""
         import psutil
 
         stubs = []

@@ -28,7 +28,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 def _import_checkout_as_genrec_bench(root: str) -> None:
     """The harness's folders are the `genrec_bench` package; this process runs from the server's repository,
-    so point the package at the checkout that wrote it (installed or not), as the harness's conftest.py does."""
+    so point the package at the checkout that wrote it (installed or not), as the harness's conftest.py
+    does."""
     package = types.ModuleType("genrec_bench")
     package.__path__ = [root]
     sys.modules.setdefault("genrec_bench", package)
@@ -114,7 +115,8 @@ class TritonPythonModel:
                 scores, items = self.forward(*static)
                 out = [scores.float(), items]
             # Pinned host twins of the static tensors: one async copy each way, one stream sync per batch.
-            # Inputs start as the (valid) placeholder ids and lengths: rows a batch leaves unused keep valid ids.
+            # Inputs start as the (valid) placeholder ids and lengths: rows a batch leaves unused keep valid
+            # ids.
             host_in = [t.cpu().pin_memory() for t in static]
             host_out = [torch.empty_like(t, device="cpu").pin_memory() for t in out]
             self.graphs[b] = (
