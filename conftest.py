@@ -65,7 +65,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-# The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are collected.
+# The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are
+# collected.
 PLAN = pytest.StashKey["object"]()
 PLAN_ERROR = pytest.StashKey[str]()
 WORKERS = pytest.StashKey["object"]()  # the cell workers' pool, when cells run isolated
@@ -335,8 +336,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     from genrec_bench.bench.env import environment
 
-    # Only what does not change within a run on one machine (not the versions of lazily loaded libraries, which
-    # each record's env holds), so `--benchmark-compare` of two runs on one machine finds them equal.
+    # Only what does not change within a run on one machine (not the versions of lazily loaded libraries,
+    # which each record's env holds), so `--benchmark-compare` of two runs on one machine finds them equal.
     env = environment("cuda:0" if torch.cuda.is_available() else "cpu")
     machine_info["genrec"] = {k: v for k, v in env.items() if k != "loaded"}
 

@@ -1,9 +1,9 @@
 """One cell from start to record: draw inputs → prepare → run once → oracle → time → memory → extra_info.
 
 The oracle judges the first call, every later call (outside the timed interval), a second input set and the
-checks that need no second implementation (bench/checks.py); what really ran is checked against the cell's label
-(bench/provenance.py). A verdict is raised only after the timing and the record are written, so a wrong cell
-still leaves its numbers in the JSON (marked `numerics.passed: false`). A record is complete and valid or
+checks that need no second implementation (bench/checks.py); what really ran is checked against the cell's
+label (bench/provenance.py). A verdict is raised only after the timing and the record are written, so a wrong
+cell still leaves its numbers in the JSON (marked `numerics.passed: false`). A record is complete and valid or
 absent: once a cell is timed, a failure in what follows still leaves a valid record, marked failed with why.
 With pytest-benchmark disabled, a cell runs the oracle's checks only and records nothing. The cell's embedding
 placement (its preset's, the matrix section's knobs, its label's placement and budget) travels with the model
@@ -189,8 +189,8 @@ def _record(
     rate: tuple[float, float] | None,
     **extra,
 ) -> dict:
-    """The record; `rate` is (sequences/s, mean history) where a scenario measured its own (LoadGen's samples/s
-    over its Query Sample Library's users) instead of one call of the cell's batch."""
+    """The record; `rate` is (sequences/s, mean history) where a scenario measured its own (LoadGen's
+    samples/s over its Query Sample Library's users) instead of one call of the cell's batch."""
     latency = latency_summary(timed.samples_ms)
     latency["p50_ci95"] = list(median_ci(timed.samples_ms))
     # The raw samples, so two runs can later be compared by a significance test and not only by medians.

@@ -26,7 +26,8 @@ PADDING_SEED = 4242
 
 
 class RoundChecks:
-    """`after_round` of the timing: judges each call's output (warm-up and timed) and keeps the first failure."""
+    """`after_round` of the timing: judges each call's output (warm-up and timed) and keeps the first
+    failure."""
 
     def __init__(self, session, ref, limits: dict):
         self.session, self.ref, self.limits = session, ref, limits
@@ -48,7 +49,8 @@ class RoundChecks:
 
 
 def _run_once(session, drawn: dict):
-    """The session's answer to `drawn` (a session that varies its inputs answers its runner's own once more)."""
+    """The session's answer to `drawn` (a session that varies its inputs answers its runner's own once
+    more)."""
     run = session.runner(drawn)
     result = session.oracle_result(run())
     session.synchronize()

@@ -1,6 +1,6 @@
-"""Raw figures behind the embedding placements, on the GPU machine: what a zero-copy read of pinned host memory
-moves per second, what the cache's lookup step costs alone (eager and in a CUDA graph), how fast the `large`
-preset's workload is drawn (CPU and GPU) and its item table initialised.
+"""Raw figures behind the embedding placements, on the GPU machine: what a zero-copy read of pinned host
+memory moves per second, what the cache's lookup step costs alone (eager and in a CUDA graph), how fast the
+`large` preset's workload is drawn (CPU and GPU) and its item table initialised.
 
     python -m genrec_bench.bench.embedding_probe --out probe.json
 
@@ -114,7 +114,7 @@ def drawing(counts: tuple[int, ...]) -> list[dict]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m genrec_bench.bench.embedding_probe", description=__doc__.splitlines()[0]
+        prog="python -m genrec_bench.bench.embedding_probe", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)

@@ -53,7 +53,8 @@ def _driver() -> str | None:
         return None
 
 
-# Distributions that share one import name: what is loaded decides, not what happens to be installed beside it.
+# Distributions that share one import name: what is loaded decides, not what happens to be installed beside
+# it.
 MODULES = {"onnxruntime": "onnxruntime", "triton": "triton", "tritonclient": "tritonclient"}
 
 

@@ -1,10 +1,10 @@
 """Cell isolation: each backend's cells run in a worker subprocess (bench/worker.py), reused across that
 backend's cells, so a crash, a hang or an `os._exit` stays in its cell.
 
-A worker that dies, exits or passes the cell's deadline (`timing.timeout_s`) is killed; the cell fails with the
-reason and the tail of the worker's stderr (for a hang, the stacks faulthandler dumped just before), keeps its
-record if it was already timed, and the next cell gets a fresh worker. The timed region is inside the worker,
-untouched: the parent only hands the worker's own samples to pytest-benchmark (see bench/timing.py).
+A worker that dies, exits or passes the cell's deadline (`timing.timeout_s`) is killed; the cell fails with
+the reason and the tail of the worker's stderr (for a hang, the stacks faulthandler dumped just before), keeps
+its record if it was already timed, and the next cell gets a fresh worker. The timed region is inside the
+worker, untouched: the parent only hands the worker's own samples to pytest-benchmark (see bench/timing.py).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from genrec_bench.matrices.cells import Cell
 STDERR_TAIL_LINES = 15
 START_TIMEOUT_S = 120.0
 QUIT_TIMEOUT_S = 30.0
-# The worker imports the checkout as the `genrec_bench` package, whether or not it is installed, exactly as the
-# harness's conftest.py does; then runs bench/worker.py's main with its message pipe's fd.
+# The worker imports the checkout as the `genrec_bench` package, whether or not it is installed, exactly as
+# the harness's conftest.py does; then runs bench/worker.py's main with its message pipe's fd.
 BOOTSTRAP = (
     "import sys, types; p = types.ModuleType('genrec_bench'); p.__path__ = [{root!r}]; "
     "sys.modules['genrec_bench'] = p; from genrec_bench.bench.worker import main; sys.exit(main())"
@@ -69,7 +69,8 @@ class Worker:
             raise RuntimeError(f"the {backend} worker did not start: {self.why_gone()}")
 
     def read(self, deadline: float) -> dict | None:
-        """The next message, or None when the worker is gone (its pipe at end of file) or the deadline passed."""
+        """The next message, or None when the worker is gone (its pipe at end of file) or the deadline
+        passed."""
         with selectors.DefaultSelector() as selector:
             selector.register(self.messages, selectors.EVENT_READ)
             while (left := deadline - time.monotonic()) > 0:

@@ -1,8 +1,8 @@
 """Memory during a cell: host peak RSS, and on CUDA the NVML device-used peak, this process's NVML usage and
 torch's allocator peak.
 
-A background thread samples RSS and NVML every few milliseconds, because both are instantaneous readings and the
-peak of a cell lasts only as long as its largest intermediate.
+A background thread samples RSS and NVML every few milliseconds, because both are instantaneous readings and
+the peak of a cell lasts only as long as its largest intermediate.
 """
 
 from __future__ import annotations

@@ -2,15 +2,15 @@
 
 Every row must be a valid answer before it is a close one:
 - every item is a real answer (inside the catalogue and not the padding id, or one of the row's candidates);
-- no item repeats, except where the phase can repeat one (rank over candidates that repeat: at most as often as
-  the candidates hold it) — items are compared as multisets;
+- no item repeats, except where the phase can repeat one (rank over candidates that repeat: at most as often
+  as the candidates hold it) — items are compared as multisets;
 - the row is best first (scores non-increasing), and each slot's score is the reference's score of that slot's
   item (`pair_rel_err`), so items in the wrong order against their scores cannot pass;
-- the sorted scores are close to the reference's top-k scores (`max_rel_err`), and the row's items agree with the
-  reference's top k, counting an item that ties the reference's k-th score as agreeing (`topk_agreement`, the
-  worst row's);
-- the errors are noise, not a shift or a scale (`bias`: the mean signed error, and its mean along the sign of the
-  reference score, relative to the scale; rounding noise averages out, a systematic error does not).
+- the sorted scores are close to the reference's top-k scores (`max_rel_err`), and the row's items agree with
+  the reference's top k, counting an item that ties the reference's k-th score as agreeing (`topk_agreement`,
+  the worst row's);
+- the errors are noise, not a shift or a scale (`bias`: the mean signed error, and its mean along the sign of
+  the reference score, relative to the scale; rounding noise averages out, a systematic error does not).
 Limits come per precision and phase from bench/tolerances.py (derived from measured runs).
 """
 

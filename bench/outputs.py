@@ -54,7 +54,8 @@ def check_outputs(paths: dict[str, str | None]) -> str | None:
 
 
 def write_fallback(records: list[dict], why: str) -> str:
-    """Write `records` (one JSON per line) where a failed final write cannot have gone; returns the line to print."""
+    """Write `records` (one JSON per line) where a failed final write cannot have gone; returns the line to
+    print."""
     handle, name = tempfile.mkstemp(prefix="genrec-bench-records-", suffix=".jsonl")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         for record in records:

@@ -2,8 +2,8 @@
 
 A cell is skipped when the matrix excludes it, when its backend cannot run on this machine (the backend's own
 availability answer — or the error its availability check raised), when its kernel cannot run on the backend's
-device, or when its seq_len passes the preset's window. The runnable cells are the run's peers: they reach each
-backend in the RunContext, so an engine can be sized for all of them. Nothing here runs a cell.
+device, or when its seq_len passes the preset's window. The runnable cells are the run's peers: they reach
+each backend in the RunContext, so an engine can be sized for all of them. Nothing here runs a cell.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
-"""The oracle's reference: the preset's model in fp32 on CPU over a cell's inputs, built once per process (a base
-preset's weights take seconds to initialise).
+"""The oracle's reference: the preset's model in fp32 on CPU over a cell's inputs, built once per process (a
+base preset's weights take seconds to initialise).
 
 A reference answers two questions: its own top-K (wider than the cell's k, so ties around the k-th item are
 seen) and the reference score of ANY item a cell returns — catalogue phases score an item as state · embedding
-from the reference's own user state, rank looks the item up among the row's scored candidates — so the oracle can
-check each returned item against its own score, not only the set of items.
+from the reference's own user state, rank looks the item up among the row's scored candidates — so the oracle
+can check each returned item against its own score, not only the set of items.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ REFERENCE_WIDTH = 2
 
 @lru_cache(maxsize=4)
 def cached_model(name: str):
-    """The preset's fp32 CPU model (kernel="torch"); cells take `.variant(kernel=...)` of it. Built outside any
-    inference mode: its weights are ordinary tensors that export and compile like a user's model."""
+    """The preset's fp32 CPU model (kernel="torch"); cells take `.variant(kernel=...)` of it. Built outside
+    any inference mode: its weights are ordinary tensors that export and compile like a user's model."""
     with torch.inference_mode(False):
         return build_model(name)
 
@@ -111,9 +111,9 @@ RECENT_REFERENCES = 4
 
 
 def reference(name: str, phase: str, drawn: dict) -> Reference:
-    """The reference of `drawn` inputs. The last few are kept: the matrix runs all cells of one shape in a row,
-    each needing the reference of its inputs, of a second input set and (decode) of the longer history, and at
-    GPU scale the CPU reference costs more than the cells it checks."""
+    """The reference of `drawn` inputs. The last few are kept: the matrix runs all cells of one shape in a
+    row, each needing the reference of its inputs, of a second input set and (decode) of the longer history,
+    and at GPU scale the CPU reference costs more than the cells it checks."""
     key = (
         name,
         phase,

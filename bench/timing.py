@@ -61,8 +61,8 @@ class TimingResult:
             "description": TIMER_METHODS[self.method],
             "rounds": self.rounds,
             "warmup_rounds": self.warmup_rounds,
-            "pytest_benchmark": "benchmark.pedantic(iterations=1) with timer=sample_clock: its stats are these "
-            "samples",
+            "pytest_benchmark": "benchmark.pedantic(iterations=1) with timer=sample_clock: its stats are "
+            "these samples",
         }
 
 

@@ -20,8 +20,8 @@ STORED_SAMPLES = 1000  # per-call samples a record keeps (evenly thinned), for t
 
 
 def _do_bench(fn: Callable[[], object]) -> dict:
-    """Median, 20th and 80th percentile in µs of do_bench's own per-call samples (CUDA events, L2 flushed), and
-    the samples themselves."""
+    """Median, 20th and 80th percentile in µs of do_bench's own per-call samples (CUDA events, L2 flushed),
+    and the samples themselves."""
     import triton.testing
 
     samples_us = [s * 1e3 for s in triton.testing.do_bench(fn, warmup=25, rep=200, return_mode="all")]
@@ -34,7 +34,8 @@ def _do_bench(fn: Callable[[], object]) -> dict:
 
 
 def hbm_copy_gbps(nbytes: int = 2**30) -> dict:
-    """Device-to-device copy bandwidth (read + write bytes / time): the HBM ceiling the kernels are held to."""
+    """Device-to-device copy bandwidth (read + write bytes / time): the HBM ceiling the kernels are held
+    to."""
     src = torch.empty(nbytes, dtype=torch.uint8, device="cuda").random_(0, 255)
     dst = torch.empty_like(src)
     timed = _do_bench(lambda: dst.copy_(src))
@@ -139,7 +140,8 @@ def run_providers(
     hbm_gbps: float,
     autotuned,
 ) -> list[dict]:
-    """Check every provider against `want`, then time the ones that agree; a wrong one is recorded, not timed."""
+    """Check every provider against `want`, then time the ones that agree; a wrong one is recorded, not
+    timed."""
     same_bytes = copy_us(nbytes)
     records = []
     for name, fn in providers.items():

@@ -1,17 +1,19 @@
-"""HSTU attention micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.hstu --json OUT.json``.
+"""HSTU attention micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.hstu --json
+OUT.json``.
 
 - prefill: one layer of causal HSTU attention at a workload's lengths (default the ``base`` preset's, seed
-  1234: 72,270 tokens over 256 users, H=8, dh=32). The Triton kernel runs jagged on the model's layout (q, k, v
-  as column views of one projection); the torch providers run the model's padded [B, H, S, S] form eagerly and
-  compiled on padded copies made outside the timing, and torch's flash SDPA (softmax, causal, padded) is timed
-  as a reference point for what a tuned attention kernel costs (it computes a different function, so it is
-  not checked).
+  1234: 72,270 tokens over 256 users, H=8, dh=32). The Triton kernel runs jagged on the model's layout (q, k,
+  v as column views of one projection); the torch providers run the model's padded [B, H, S, S] form eagerly
+  and compiled on padded copies made outside the timing, and torch's flash SDPA (softmax, causal, padded) is
+  timed as a reference point for what a tuned attention kernel costs (it computes a different function, so it
+  is not checked).
 - decode: one decode step of every layer (default 4) on the paged KV cache, against the padded cache the
   torch model concatenates to, and flash SDPA over that padded cache.
 
-Timing, rotation over input copies larger than L2 and the record shape are bench/kernel_micro/common.py's; each
-record adds the FLOPs the op must do (causal, jagged: 4·dh per visible query-key pair and head) and TFLOP/s
-on them. Every provider is first checked against the fp32 reference; a wrong kernel is recorded, not timed.
+Timing, rotation over input copies larger than L2 and the record shape are bench/kernel_micro/common.py's;
+each record adds the FLOPs the op must do (causal, jagged: 4·dh per visible query-key pair and head) and
+TFLOP/s on them. Every provider is first checked against the fp32 reference; a wrong kernel is recorded, not
+timed.
 """
 
 from __future__ import annotations
@@ -92,8 +94,9 @@ SELECTED: tuple[str, ...] = ()
 def run_providers(
     op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, flops, hbm_gbps
 ) -> list[dict]:
-    """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A wrong
-    provider, or one that cannot run here (e.g. flash SDPA refusing a shape), is recorded with why, not timed."""
+    """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A
+    wrong provider, or one that cannot run here (e.g. flash SDPA refusing a shape), is recorded with why, not
+    timed."""
     same_bytes = copy_us(nbytes)
     records = []
     for name, fn in providers.items():
@@ -364,7 +367,8 @@ def write(path: str, info: dict, hbm: dict, records: list[dict]) -> None:
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without CUDA."""
+    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without
+    CUDA."""
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
     parser.add_argument("--quick", action="store_true", help="a small shape (a smoke run)")
@@ -383,7 +387,7 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
 def main(argv: list[str] | None = None) -> int:
     """Run the HSTU micro-benchmarks and write one JSON file."""
     parser = argparse.ArgumentParser(
-        prog="python -m genrec_bench.bench.kernel_micro.hstu", description=__doc__.split("\n")[0]
+        prog="python -m genrec_bench.bench.kernel_micro.hstu", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--ops", default="prefill,decode", help="comma-separated: prefill, decode")
     parser.add_argument(

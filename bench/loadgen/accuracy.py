@@ -1,6 +1,6 @@
-"""LoadGen's accuracy mode, checked by our oracle: every sample of the Query Sample Library, as LoadGen logged the
-SUT's answer in mlperf_log_accuracy.json, against the library's fp32 reference (bench.oracle.compare: value
-error and top-k agreement at the cell's precision's tolerance)."""
+"""LoadGen's accuracy mode, checked by our oracle: every sample of the Query Sample Library, as LoadGen logged
+the SUT's answer in mlperf_log_accuracy.json, against the library's fp32 reference (bench.oracle.compare:
+value error and top-k agreement at the cell's precision's tolerance)."""
 
 from __future__ import annotations
 

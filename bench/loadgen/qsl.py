@@ -1,5 +1,5 @@
-"""The Query Sample Library: a fixed, seeded set of users of the preset's workload, addressed by LoadGen's sample
-index, and the oracle's fp32 reference for every one of them.
+"""The Query Sample Library: a fixed, seeded set of users of the preset's workload, addressed by LoadGen's
+sample index, and the oracle's fp32 reference for every one of them.
 
 One draw of `count` users (`models.workload.draw` with the section's seed), padded to the cell's seq_len: what
 every backend and the reference see. The reference is computed once per library, in chunks (the catalogue

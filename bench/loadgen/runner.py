@@ -35,8 +35,8 @@ from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 from genrec_bench.matrices.scenario import ScenarioSpec, scenario_spec
 
 REPLAY_LIMIT = 1_000_000  # samples replayed into pytest-benchmark at most (evenly spaced beyond)
-# Reasons LoadGen gives when only its advance guess of the system's speed was off (settings.py): worth one rerun
-# with the speed the first run measured, when the guess was ours.
+# Reasons LoadGen gives when only its advance guess of the system's speed was off (settings.py): worth one
+# rerun with the speed the first run measured, when the guess was ours.
 CALIBRATION_MISSES = ("min duration not met",)
 
 
@@ -85,7 +85,8 @@ class LoadGenSession:
         self.qsl_handle = lg.ConstructQSL(count, count, self._noop, self._noop)
 
     def run(self, asked: dict, folder: Path, *, accuracy: bool, scenario: str):
-        """One StartTest; returns the SUT's completions. Failed calls fail the cell here, with the first error."""
+        """One StartTest; returns the SUT's completions. Failed calls fail the cell here, with the first
+        error."""
         lg = self.lg
         output = lg.LogOutputSettings()
         output.outdir, output.copy_summary_to_stdout = str(folder), False
@@ -144,8 +145,8 @@ def calibrate(sut, cell, spec: ScenarioSpec) -> Calibration:
 
 
 def run_scenario(benchmark, session, cell, context, tolerance: dict) -> ScenarioOutcome:
-    """Run `cell.scenario` over `session`: performance (or the Server peak search), then accuracy; the reported
-    run's samples go to `benchmark`."""
+    """Run `cell.scenario` over `session`: performance (or the Server peak search), then accuracy; the
+    reported run's samples go to `benchmark`."""
     lg = import_loadgen()
     spec = scenario_spec(context.matrix if context else None)
     qsl = library(cell.model, cell.phase, cell.seq_len, spec.performance_sample_count, spec.seed)
@@ -195,7 +196,8 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
             f"loadgen | {cell.id}: the reported run completed no samples (logs: {folder.root})"
         )
     timing = replay(benchmark, samples_ms)
-    # LoadGen's figure; a run whose log lacks one falls back on what the SUT completed over the run's wall time.
+    # LoadGen's figure; a run whose log lacks one falls back on what the SUT completed over the run's wall
+    # time.
     per_second = result["samples_per_s"] or len(samples_ms) / done.wall_s
     return ScenarioOutcome(record, numerics, timing, per_second, qsl.mean_history)
 
@@ -219,8 +221,8 @@ def _perform(loadgen, scenario, spec, cal, sut_kind, count, folder, record):
 
 
 def _recalibrated(scenario: str, spec: ScenarioSpec, asked: dict, result: dict) -> dict | None:
-    """Settings for a rerun at the speed LoadGen just measured, or None (valid, a real failure, or the matrix's
-    own numbers)."""
+    """Settings for a rerun at the speed LoadGen just measured, or None (valid, a real failure, or the
+    matrix's own numbers)."""
     if result["valid"] or not any(r in result["reasons"] for r in CALIBRATION_MISSES):
         return None
     block = spec.of(scenario)
@@ -293,8 +295,8 @@ class ScenarioTiming(TimingResult):
 
 
 def replay(benchmark, samples_ms: list[float]) -> TimingResult:
-    """Hand the scenario's per-sample latencies to pytest-benchmark as its rounds (the cell's sample clock), so
-    its stats are these samples, as for a per-call cell."""
+    """Hand the scenario's per-sample latencies to pytest-benchmark as its rounds (the cell's sample clock),
+    so its stats are these samples, as for a per-call cell."""
     samples = thin(samples_ms, REPLAY_LIMIT)
     feed = iter(samples)
 

@@ -84,8 +84,8 @@ def requested(
 
 
 def to_test_settings(lg, asked: dict, *, accuracy: bool):
-    """`requested()` as an mlperf_loadgen.TestSettings in performance or accuracy mode. The three seeds are the
-    section's, so two runs of one cell issue the same samples on the same schedule."""
+    """`requested()` as an mlperf_loadgen.TestSettings in performance or accuracy mode. The three seeds are
+    the section's, so two runs of one cell issue the same samples on the same schedule."""
     s = lg.TestSettings()
     s.scenario = getattr(lg.TestScenario, asked["scenario"])
     s.mode = lg.TestMode.AccuracyOnly if accuracy else lg.TestMode.PerformanceOnly

@@ -1,10 +1,10 @@
-"""The System Under Test of an in-process session: a batcher thread that turns LoadGen's queries into the session's
-calls.
+"""The System Under Test of an in-process session: a batcher thread that turns LoadGen's queries into the
+session's calls.
 
-LoadGen's issue callback only queues (sample id, QSL index, arrival time); one long-lived thread takes up to the
-cell's batch of queued samples — in Server waiting at most `max_wait` after the first for the batch to fill,
-elsewhere taking what one issue call brought (SingleStream, MultiStream and Offline issue a query's samples
-together) — and runs them through the smallest bucket that holds them.
+LoadGen's issue callback only queues (sample id, QSL index, arrival time); one long-lived thread takes up to
+the cell's batch of queued samples — in Server waiting at most `max_wait` after the first for the batch to
+fill, elsewhere taking what one issue call brought (SingleStream, MultiStream and Offline issue a query's
+samples together) — and runs them through the smallest bucket that holds them.
 
 Buckets: a session's closure is built for one input shape (`Session.runner(drawn)`), and compiled graphs and
 captured CUDA graphs are specialised to it. So each bucket size gets one `Session.bucket_runner` at start-up
@@ -27,8 +27,8 @@ WARMUP_CALLS = 2
 
 
 def default_buckets(batch: int, listed: tuple[int, ...] = ()) -> tuple[int, ...]:
-    """The bucket sizes for a cell whose largest call is `batch` users: the listed ones up to it (powers of two
-    when none are listed), and `batch` itself."""
+    """The bucket sizes for a cell whose largest call is `batch` users: the listed ones up to it (powers of
+    two when none are listed), and `batch` itself."""
     sizes = listed or tuple(1 << i for i in range(batch.bit_length()))
     return tuple(sorted({b for b in sizes if b < batch} | {batch}))
 

@@ -103,7 +103,8 @@ class ServedSUT:
         self.completions = Completions(lg, accuracy)
 
     def issue(self, samples) -> None:
-        """LoadGen's issue_query: copy the samples out (LoadGen's memory) and hand their requests to the loop."""
+        """LoadGen's issue_query: copy the samples out (LoadGen's memory) and hand their requests to the
+        loop."""
         now = time.perf_counter_ns()
         entries = [(s.id, s.index, now) for s in samples]
         for i in range(0, len(entries), self.max_request):
