@@ -12,14 +12,15 @@ import importlib.util
 
 from ._triton import interpreting
 
-#: The implementations every op's dispatch function takes as ``kernel=``: the torch reference and the Triton kernel.
+#: The implementations every op's dispatch function takes as ``kernel=``: the torch reference and the Triton
+#: kernel.
 KERNELS = ("torch", "triton")
 
 
 #: How many times each implementation ran since import, as "op:implementation" → count. Counted by the
-#: implementations themselves, so a harness can tell which one really ran (take a copy before and after). Under
-#: torch.compile the increment is a traced side effect replayed on every call (no graph break); under CUDA graphs
-#: it counts at capture, the only time the Python runs.
+#: implementations themselves, so a harness can tell which one really ran (take a copy before and after).
+#: Under torch.compile the increment is a traced side effect replayed on every call (no graph break); under
+#: CUDA graphs it counts at capture, the only time the Python runs.
 DISPATCHED: dict[str, int] = {}
 
 

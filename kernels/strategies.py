@@ -1,10 +1,11 @@
 """Hypothesis strategies for fuzzing the kernels against their references.
 
 In the style of ``hypothesis.extra.numpy``: plural nouns, keyword-only ``min_*``/``max_*`` pairs, and argument
-errors that name the argument, its value and the fix. Strategies draw only sizes, dtypes and a seed; the tensor
-values are made from that seed with a ``torch.Generator`` on the CPU (then moved to the device), so a failure
-replays on any machine and Hypothesis shrinks it through the seed. Nothing here touches a GPU when a strategy
-is built, so strategies may be used inside ``@given(...)`` freely; pass the device to ``.tensors(device)``.
+errors that name the argument, its value and the fix. Strategies draw only sizes, dtypes and a seed; the
+tensor values are made from that seed with a ``torch.Generator`` on the CPU (then moved to the device), so a
+failure replays on any machine and Hypothesis shrinks it through the seed. Nothing here touches a GPU when a
+strategy is built, so strategies may be used inside ``@given(...)`` freely; pass the device to
+``.tensors(device)``.
 
 The case strategies (``interaction_cases()``, ``jagged_cases()``, ``hstu_cases()``, ``hstu_decode_cases()``,
 ``catalogue_cases()``) return frozen dataclasses whose repr is the whole counterexample: Hypothesis prints it
@@ -274,7 +275,8 @@ class HstuCase:
     seed: int
 
     def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
-        """(q, k, v [T, H, dh], offsets int64 [B+1]), made on the CPU from the seed, then moved to ``device``."""
+        """(q, k, v [T, H, dh], offsets int64 [B+1]), made on the CPU from the seed, then moved to
+        ``device``."""
         gen = torch.Generator().manual_seed(self.seed)
         offsets = _offsets(self.lengths)
         total, width = int(offsets[-1]), self.heads * self.head_dim
@@ -303,9 +305,10 @@ def hstu_cases(
     dtypes: st.SearchStrategy[torch.dtype] | None = None,
     max_extra_length: int = 8,
 ) -> st.SearchStrategy[HstuCase]:
-    """HSTU attention inputs: jagged lengths (default: up to 6 users, empty ones, length 1, all equal, one long
-    row), heads, a head dim from ``head_dims``, a dtype, a grid length of max(lengths) plus 0..max_extra_length
-    (0, one user exactly at the maximum, is where it shrinks), contiguous or model-layout views, and a seed."""
+    """HSTU attention inputs: jagged lengths (default: up to 6 users, empty ones, length 1, all equal, one
+    long row), heads, a head dim from ``head_dims``, a dtype, a grid length of max(lengths) plus
+    0..max_extra_length (0, one user exactly at the maximum, is where it shrinks), contiguous or model-layout
+    views, and a seed."""
     _check_bounds("min_heads", min_heads, "max_heads", max_heads, least=1)
     _check_bounds("max_extra_length", max_extra_length, "max_extra_length", max_extra_length, least=0)
     head_dims = _check_choices("head_dims", head_dims)
@@ -331,7 +334,8 @@ def hstu_cases(
 
 @dataclasses.dataclass(frozen=True)
 class HstuDecodeCase:
-    """One decode step: history lengths, heads, head dim, dtype, page size, cache layers, the layer, a seed."""
+    """One decode step: history lengths, heads, head dim, dtype, page size, cache layers, the layer, a
+    seed."""
 
     lengths: tuple[int, ...]
     heads: int
@@ -376,7 +380,8 @@ def hstu_decode_cases(
     dtypes: st.SearchStrategy[torch.dtype] | None = None,
 ) -> st.SearchStrategy[HstuDecodeCase]:
     """Decode inputs: history lengths (empty histories included), heads, head dim, a page size from
-    ``page_sizes`` (powers of two), 1..max_layers cache layers and which one the step is for, dtype and seed."""
+    ``page_sizes`` (powers of two), 1..max_layers cache layers and which one the step is for, dtype and
+    seed."""
     _check_bounds("min_heads", min_heads, "max_heads", max_heads, least=1)
     _check_bounds("max_layers", max_layers, "max_layers", max_layers, least=1)
     head_dims = _check_choices("head_dims", head_dims)
@@ -403,7 +408,8 @@ def hstu_decode_cases(
 
 @dataclasses.dataclass(frozen=True)
 class CatalogueCase:
-    """One catalogue top-k input: batch, table rows (row 0 is padding), dim, k, dtype, tied rows and a seed."""
+    """One catalogue top-k input: batch, table rows (row 0 is padding), dim, k, dtype, tied rows and a
+    seed."""
 
     batch: int
     num_items: int

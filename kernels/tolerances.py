@@ -21,7 +21,8 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 
 
 def tolerance(dtype: torch.dtype, *, terms: int = 1) -> dict[str, float]:
-    """``rtol``/``atol`` keywords for ``torch.testing.assert_close`` of a sum of ``terms`` unit-scale terms."""
+    """``rtol``/``atol`` keywords for ``torch.testing.assert_close`` of a sum of ``terms`` unit-scale
+    terms."""
     if dtype not in TOLERANCES:
         raise ValueError(f"tolerance | no tolerance for dtype={dtype}; known: {tuple(TOLERANCES)}")
     rtol, atol = TOLERANCES[dtype]

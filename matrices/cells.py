@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 PHASES = ("prefill", "decode", "rank")
-# Axes in the order a cell id spells them; `mode`, `kernel`, `embedding` and `scenario` appear only when not the
-# default.
+# Axes in the order a cell id spells them; `mode`, `kernel`, `embedding` and `scenario` appear only when not
+# the default.
 AXES = (
     "model",
     "backend",

@@ -38,7 +38,8 @@ class RegistryError(HarnessError, ValueError):
 
 
 class OracleMismatch(HarnessError, AssertionError):
-    """A cell's outputs disagree with the fp32 reference beyond the tolerance; its numbers are still recorded."""
+    """A cell's outputs disagree with the fp32 reference beyond the tolerance; its numbers are still
+    recorded."""
 
 
 class ResultsError(HarnessError):

@@ -139,7 +139,8 @@ TOP_LEVEL = ("name", "description", "axes", "include", "exclude", "timing", "tol
 TOLERANCE_FIELDS = ("max_abs_err", "max_rel_err", "topk_agreement", "max_bias")
 # Extra top-level sections other components parse (e.g. `serving:`): name → parser(path, node) → value.
 SECTION_PARSERS: dict[str, Callable[[str, Any], Any]] = {}
-# Axes whose values another module knows how to check (e.g. `embedding` labels): axis → value → problem | None.
+# Axes whose values another module knows how to check (e.g. `embedding` labels): axis → value → problem |
+# None.
 AXIS_CHECKS: dict[str, Callable[[Any], str | None]] = {}
 
 
@@ -230,7 +231,8 @@ def _section(path: str, doc: LineDict, key: str, parse: Callable[[str, Any], Any
     except MatrixError as err:
         if err.line is not None:
             raise
-        # A scalar in place of the section's mapping carries no line of its own: its key's line is where it is.
+        # A scalar in place of the section's mapping carries no line of its own: its key's line is where it
+        # is.
         raise MatrixError(path, doc.lines[key], err.field, err.message) from None
 
 

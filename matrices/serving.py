@@ -2,14 +2,14 @@
 
 ```yaml
 serving:
-  target: ensemble            # what requests go to: the ensemble (preprocess → genrec → postprocess) or genrec
-  max_batch_size: 64          # dynamic batching of every model in the repository
+  target: ensemble         # what requests go to: the ensemble (preprocess → genrec → postprocess) or genrec
+  max_batch_size: 64       # dynamic batching of every model in the repository
   preferred_batch_sizes: [16, 32]
-  max_queue_delay_us: 100     # how long genrec's batcher waits to fill a batch
-  instances: 1                # genrec instances (one Python stub process each)
-  instance_kind: auto         # auto (GPU when CUDA is there) | cpu | gpu
-  preselect: 2                # genrec returns preselect × k candidates; postprocess keeps the top k
-  cuda_graphs: true           # GPU instances replay one CUDA graph per batch bucket instead of eager launches
+  max_queue_delay_us: 100  # how long genrec's batcher waits to fill a batch
+  instances: 1             # genrec instances (one Python stub process each)
+  instance_kind: auto      # auto (GPU when CUDA is there) | cpu | gpu
+  preselect: 2             # genrec returns preselect × k candidates; postprocess keeps the top k
+  cuda_graphs: true        # GPU instances replay one CUDA graph per batch bucket instead of eager launches
   startup_timeout_s: 90
   sweep: {concurrency: [1, 2, 4, 8], warmup_s: 0.5, measure_s: 2.0, clients: 1}
   poisson: {rates: [100, 200], duration_s: 2.0, warmup_s: 0.5, clients: 1, seed: 0}

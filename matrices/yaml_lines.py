@@ -5,8 +5,8 @@ the line, so mappings and lists are built as subclasses that carry the 1-based l
 
 A matrix is small, hand-written configuration, so the loader takes YAML's plain subset and refuses the rest in
 one line each, before anything is expanded: files over MAX_BYTES, nesting deeper than MAX_DEPTH, anchors and
-aliases (a billion-laughs file expands them exponentially; a recursive one never ends), merge keys, custom tags,
-and YAML 1.1's surprising scalars — `032` (octal 26), `1:00` (sexagesimal 60), `0x20`, `.nan`, `.inf`,
+aliases (a billion-laughs file expands them exponentially; a recursive one never ends), merge keys, custom
+tags, and YAML 1.1's surprising scalars — `032` (octal 26), `1:00` (sexagesimal 60), `0x20`, `.nan`, `.inf`,
 `yes`/`no`/`on`/`off` — which would change a number or a word silently.
 """
 

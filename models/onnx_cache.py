@@ -1,4 +1,5 @@
-"""On-disk cache of exported ONNX files: one self-contained file per key, written atomically, verified on load.
+"""On-disk cache of exported ONNX files: one self-contained file per key, written atomically, verified on
+load.
 
 Layout under `cache_root()` (`$GENREC_CACHE_DIR/onnx`, default `<repo>/.genrec-cache/onnx`):
 
@@ -66,7 +67,8 @@ class Entry:
 
 
 class OnnxCache:
-    """Get-or-build of exported files under `root`; `build(tmp_path)` writes one file and raises on failure."""
+    """Get-or-build of exported files under `root`; `build(tmp_path)` writes one file and raises on
+    failure."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else cache_root()
@@ -101,7 +103,8 @@ class OnnxCache:
         if digest != manifest.get("sha256"):
             return (
                 None,
-                f"sha256 mismatch: {model.name} is {digest[:12]}…, manifest says {manifest.get('sha256', '')[:12]}…",
+                f"sha256 mismatch: {model.name} is {digest[:12]}…, "
+                f"manifest says {manifest.get('sha256', '')[:12]}…",
             )
         try:
             check_onnx(model)

@@ -3,8 +3,9 @@
 Exporter: torch's dynamo-based exporter, `torch.onnx.export(..., dynamo=True)` (torch.export → ONNX through
 onnxscript), at opset 20. Why this one rather than the TorchScript tracer:
 - dynamic shapes are declared as `torch.export.Dim`s and *checked*: if the model's code specialises a dynamic
-  axis (a Python int taken from a shape, a 0/1 special case), export fails with the guard that did it, where the
-  tracer would silently bake the example's size into the graph and give wrong answers at another batch size;
+  axis (a Python int taken from a shape, a 0/1 special case), export fails with the guard that did it, where
+  the tracer would silently bake the example's size into the graph and give wrong answers at another batch
+  size;
 - it is the exporter torch maintains (the TorchScript one is deprecated) and the one the kernels' torch
   references were written for (ScatterElements/CumSum/Gather, no data-dependent control flow);
 - its cost is the export time (≈5 s a phase for `tiny` on two cores, vs <1 s traced), paid once per cache key.
@@ -15,8 +16,8 @@ Shapes: batch is dynamic in every phase; the history length (`ids`' second axis,
 dynamic in every phase up to the preset's max_seq_len. The catalogue, k, layer/head counts, context features
 and candidate count are static. Inputs are named as in models.PHASE_INPUTS, outputs ("scores", "items").
 
-Precision: fp16 files are exported from a `.half()` copy of the model, so the graph computes in fp16 end to end
-with int64 ids/lengths/items, fp16 KV-cache inputs (decode) and fp16 scores — the same policy as the torch
+Precision: fp16 files are exported from a `.half()` copy of the model, so the graph computes in fp16 end to
+end with int64 ids/lengths/items, fp16 KV-cache inputs (decode) and fp16 scores — the same policy as the torch
 backend's weights cast. bf16 is not exported: numpy (the I/O path of ONNX Runtime's Python API) has no bf16
 dtype and ORT's CPU/CUDA kernels cover few bf16 ops, so ORT cells are fp32 and fp16 only.
 
@@ -126,7 +127,8 @@ def dynamic_shapes(phase: str, cfg: ModelConfig) -> tuple:
 
 
 def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest: Path) -> dict:
-    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises ExportError."""
+    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises
+    ExportError."""
     where = f"onnx-export | {model.cfg.name}/{phase}/{precision}"
     if precision not in EXPORT_DTYPES:
         raise ExportError(

@@ -51,8 +51,8 @@ def history_lengths(work: WorkloadConfig, batch: int, max_len: int, gen: torch.G
 
 def edge_users(work: WorkloadConfig, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of the empty and the overlong users: each share of the batch rounded, at least one user when the
-    share is above 0 (and the batch has room), at seeded places. Drawn only when asked for, so a plain workload's
-    users stay exactly what they always were."""
+    share is above 0 (and the batch has room), at seeded places. Drawn only when asked for, so a plain
+    workload's users stay exactly what they always were."""
     none = torch.zeros(batch, dtype=torch.bool, device=gen.device)
     if not (work.empty_share or work.overlong_share):
         return none, none.clone()
@@ -71,8 +71,8 @@ def edge_users(work: WorkloadConfig, batch: int, gen: torch.Generator) -> tuple[
 def draw(
     cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0, device: torch.device | str = "cpu"
 ) -> dict[str, torch.Tensor]:
-    """Inputs of one cell: `ids` [B, S] right-padded, `lengths` [B]; decode adds `new_ids` [B] (and leaves room
-    for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]. `raw_ids` [B, L] and
+    """Inputs of one cell: `ids` [B, S] right-padded, `lengths` [B]; decode adds `new_ids` [B] (and leaves
+    room for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]. `raw_ids` [B, L] and
     `raw_lengths` [B] are the users' whole histories (what a served request carries): the same as ids/lengths
     except for overlong users, whose `ids` are the latest items of the window. On `device`."""
     if seq_len > cfg.max_seq_len:

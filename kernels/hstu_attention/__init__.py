@@ -127,8 +127,8 @@ def hstu_decode_attention(
         )
     if lengths.shape != (q.shape[0],) or k_cache.page_table.shape[0] != q.shape[0]:
         raise ValueError(
-            f"hstu_decode_attention | lengths [B] and the page table [B, pages] must match B={q.shape[0]}, but "
-            f"got {tuple(lengths.shape)} and {tuple(k_cache.page_table.shape)}"
+            f"hstu_decode_attention | lengths [B] and the page table [B, pages] must match B={q.shape[0]}, "
+            f"but got {tuple(lengths.shape)} and {tuple(k_cache.page_table.shape)}"
         )
     count_dispatch("hstu_decode_attention", kernel)
     if kernel == "torch":

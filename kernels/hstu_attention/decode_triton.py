@@ -2,10 +2,11 @@
 
 One program per user (or per slice of its history, SPLITS > 1). It holds the new token's q, k, v [H, dh] in
 registers, writes k and v into the cache at position ``length`` (the page table says where), and walks the
-history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through the
-page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [BLOCK_T, H, dh] += w·v, summed over
-the block's positions once at the end. There is no softmax, so partial sums of several programs simply add. The new token's own term is added by the first program from
-registers, so no program reads a row another one writes in the same launch.
+history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through
+the page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [BLOCK_T, H, dh] += w·v, summed
+over the block's positions once at the end. There is no softmax, so partial sums of several programs simply
+add. The new token's own term is added by the first program from registers, so no program reads a row another
+one writes in the same launch.
 
 A decode step is one query per user: 4·dh FLOP per cached position and head against 2·H·dh·itemsize bytes
 read, so it is bound by HBM bandwidth; the tiles are sized so that each program keeps several 16-byte loads

@@ -43,12 +43,14 @@ class PagedCache:
         return self.pages.shape[2]
 
     def to(self, *args, **kwargs) -> PagedCache:
-        """A cache with ``pages.to(*args, **kwargs)`` (dtype and/or device); the table follows the device only."""
+        """A cache with ``pages.to(*args, **kwargs)`` (dtype and/or device); the table follows the device
+        only."""
         pages = self.pages.to(*args, **kwargs)
         return PagedCache(pages, self.page_table.to(pages.device))
 
     def rows(self, positions: torch.Tensor) -> torch.Tensor:
-        """Flat row (page · page_size + row in page) of position ``positions[b, j]`` of user b: [B, J] int64."""
+        """Flat row (page · page_size + row in page) of position ``positions[b, j]`` of user b: [B, J]
+        int64."""
         page = self.page_table.gather(1, torch.div(positions, self.page_size, rounding_mode="floor")).long()
         return page * self.page_size + positions % self.page_size
 
@@ -93,8 +95,9 @@ def paged_caches_from_jagged(
     width: int,
     page_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[PagedCache, PagedCache]:
-    """The prefill's write: per-layer jagged keys and values [T, H, dh] (user b's rows offsets[b]:offsets[b+1],
-    at most lengths[b] + 1 of them) copied once into freshly allocated pages. Returns (keys, values) caches."""
+    """The prefill's write: per-layer jagged keys and values [T, H, dh] (user b's rows
+    offsets[b]:offsets[b+1], at most lengths[b] + 1 of them) copied once into freshly allocated pages. Returns
+    (keys, values) caches."""
     table, num_pages = allocate_page_table(lengths, page_size=page_size, width=width)
     heads, head_dim = keys[0].shape[1:]
     cache = [

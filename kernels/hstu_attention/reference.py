@@ -5,11 +5,12 @@ HSTU attention (the model's ``HSTUBlock.attend``) for query i of a user, over th
     out_i = Σ_{j ≤ i} SiLU(q_i·k_j / √dh) · v_j / (i + 1)
 
 The division is by the number of positions query i may see, so a decode step (query at position n against n
-cached keys plus itself) divides by n + 1, exactly as the prefill row it extends. Everything is computed in fp32
-on upcast inputs over a padded copy of the jagged rows, and cast back once.
+cached keys plus itself) divides by n + 1, exactly as the prefill row it extends. Everything is computed in
+fp32 on upcast inputs over a padded copy of the jagged rows, and cast back once.
 
 ``allowed_error`` gives the error a fast kernel may make element by element: it runs the same sums over
-|score| and |v| (no cancellation), which is what the rounding of the weights and of tanh-based SiLU scale with.
+|score| and |v| (no cancellation), which is what the rounding of the weights and of tanh-based SiLU scale
+with.
 """
 
 from __future__ import annotations

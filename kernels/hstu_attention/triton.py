@@ -3,14 +3,14 @@
 One program per (user, head, block of BLOCK_M queries), heaviest query block of each (user, head) first. It
 keeps its queries and an fp32 [BLOCK_M, dh] accumulator in registers and walks the user's keys in blocks of
 BLOCK_N: S = Q·Kᵀ on the tensor cores, W = SiLU(S/√dh) in registers (masked causally only in the diagonal
-blocks), acc += W·V; the division by the number of visible positions (i + 1) is applied once per row at the end.
-Users shorter than a query block's start exit at once, so the grid can be sized by the longest history
+blocks), acc += W·V; the division by the number of visible positions (i + 1) is applied once per row at the
+end. Users shorter than a query block's start exit at once, so the grid can be sized by the longest history
 without reading the lengths on the host.
 
 What bounds it (H100, base workload, H=8, dh=32, fp16): per score element it does 128 FLOP on the tensor cores
 but also the SiLU; SiLU as x·sigmoid(x) costs two MUFU operations (ex2, rcp), as ½x·(1 + tanh(x/2)) with
-tanh.approx.f32 one, and the MUFU units (16/clk/SM) are the scarcest. So 16-bit inputs on the GPU take the tanh
-form (error ≤ 2^-11 relative to |x|, the same order as rounding W to fp16 for the second product); fp32
+tanh.approx.f32 one, and the MUFU units (16/clk/SM) are the scarcest. So 16-bit inputs on the GPU take the
+tanh form (error ≤ 2^-11 relative to |x|, the same order as rounding W to fp16 for the second product); fp32
 inputs and the interpreter use the exact sigmoid.
 
 Imported only on the kernel='triton' path (kernels.hstu_attention imports it lazily).
@@ -36,7 +36,8 @@ GPU_CONFIGS = [
 # One config in the interpreter (it cannot benchmark); BLOCK_N < BLOCK_M there exercises the diagonal split.
 INTERPRETER_CONFIGS = [triton.Config({"BLOCK_M": 16, "BLOCK_N": 8}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
-# The wider set the micro-benchmark times one by one (bench/kernels/hstu_micro.py --sweep) to choose GPU_CONFIGS.
+# The wider set the micro-benchmark times one by one (bench/kernels/hstu_micro.py --sweep) to choose
+# GPU_CONFIGS.
 SWEEP_CONFIGS = [
     triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
     for m, n, w, s in (
@@ -208,7 +209,8 @@ def length_bucket(max_seq_len: int) -> int:
 
 
 def launch_params(q: torch.Tensor) -> dict:
-    """Compile-time parameters for q: head-dim tile (≥ 16, the GPU's smallest dot), SiLU form, dot precision."""
+    """Compile-time parameters for q: head-dim tile (≥ 16, the GPU's smallest dot), SiLU form, dot
+    precision."""
     head_dim = q.shape[2]
     params = {"HEAD_DIM": head_dim, "BLOCK_D": max(16, triton.next_power_of_2(head_dim))}
     if interpreting():

@@ -1,7 +1,7 @@
 """Masked row fetch: copy chosen rows of a (host-resident) table into chosen rows of a device buffer.
 
-``fetch_rows(dest, dest_index, table, ids, mask, kernel=...)`` is the one entry point: for every i with mask[i],
-dest[dest_index[i]] = table[ids[i]]; other rows of dest are left as they are. It is how the embedding
+``fetch_rows(dest, dest_index, table, ids, mask, kernel=...)`` is the one entry point: for every i with
+mask[i], dest[dest_index[i]] = table[ids[i]]; other rows of dest are left as they are. It is how the embedding
 placements (models/embedding) read the item table in host memory: the Triton kernel is handed the pinned host
 tensor itself and reads it in place over PCIe (zero-copy: pinned memory is mapped into the GPU's unified
 address space, and Triton's launcher turns its pointer into the device-side one), only the rows the mask asks

@@ -13,12 +13,12 @@ the host, no data-dependent sizes), so the step can be captured in a CUDA graph:
 5. the index, the policy state and the counters are updated on the device.
 It returns, per id, the row of `storage` that holds it, so the model gathers its rows from `storage` itself.
 
-Why set-associative (32 ways by default, as FBGEMM's TBE cache): choosing victims costs O(ids × ways) per batch
-whatever the cache size, where an exact global LRU/LFU would sort the keys of every cached row each batch.
-With ways ≥ the cache's rows it is one fully associative set.
+Why set-associative (32 ways by default, as FBGEMM's TBE cache): choosing victims costs O(ids × ways) per
+batch whatever the cache size, where an exact global LRU/LFU would sort the keys of every cached row each
+batch. With ways ≥ the cache's rows it is one fully associative set.
 
-Writes that a position does not make go to its own spare entry (index capacity + position), never to one shared
-dump entry: thousands of writes to one address serialise on the GPU.
+Writes that a position does not make go to its own spare entry (index capacity + position), never to one
+shared dump entry: thousands of writes to one address serialise on the GPU.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class EmbeddingCache:
 
     @torch.inference_mode()
     def reserve(self, n: int) -> None:
-        """Size the per-call areas for `n` ids: spill rows, spare entries and the zero row (kept state moves)."""
+        """Size the per-call areas for `n` ids: spill rows, spare entries and the zero row (kept state
+        moves)."""
         if n <= self.capacity:
             return
         if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
@@ -142,8 +143,8 @@ class EmbeddingCache:
 
     @torch.inference_mode()
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
-        """Rows of `storage` holding `ids` ([N] int64 item ids, 0 = padding → the zero row), after fetching the
-        misses from host memory and inserting them: one batch of the policy."""
+        """Rows of `storage` holding `ids` ([N] int64 item ids, 0 = padding → the zero row), after fetching
+        the misses from host memory and inserting them: one batch of the policy."""
         n = ids.numel()
         self.reserve(n)
         pos = self.positions[:n]
@@ -194,8 +195,8 @@ class EmbeddingCache:
         return torch.empty_like(row).index_copy_(0, order, row)
 
     def _victims(self, sorted_ids, slot, hit, miss, pos, spare_slot):
-        """(victim slot, whether one was found) for every miss lead: the rank-th smallest unprotected key of its
-        set, rank = the miss's place among its set's misses by id."""
+        """(victim slot, whether one was found) for every miss lead: the rank-th smallest unprotected key of
+        its set, rank = the miss's place among its set's misses by id."""
         sets, ways = self.sets, self.ways
         set_of = sorted_ids % sets
         # Rank within the set: sort the misses by (set, id); others sort last.

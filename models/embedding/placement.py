@@ -32,7 +32,8 @@ CATALOGUE_PHASES = ("prefill", "decode")
 
 
 def phase_problem(phase: str, placement: str) -> str | None:
-    """Why `phase` cannot run with `placement` (None when it can): the full-catalogue score needs every row."""
+    """Why `phase` cannot run with `placement` (None when it can): the full-catalogue score needs every
+    row."""
     if placement == "device" or phase not in CATALOGUE_PHASES:
         return None
     return (
@@ -74,7 +75,8 @@ class StepTimer:
 class HostBackedTable(nn.Module):
     """The item table in host memory, looked up from `device`; subclasses say how ids reach their rows.
 
-    The host table and all state are plain attributes, not buffers: `.to()` and state_dict leave them alone."""
+    The host table and all state are plain attributes, not buffers: `.to()` and state_dict leave them
+    alone."""
 
     placement = "host"
 
@@ -111,7 +113,8 @@ class HostBackedTable(nn.Module):
         return self.host.to(self.dtype)
 
     def stats(self) -> dict:
-        """The counters since the last reset, as the record's `embedding` section counts them (a device sync)."""
+        """The counters since the last reset, as the record's `embedding` section counts them (a device
+        sync)."""
         raise NotImplementedError
 
     def reset_counters(self) -> None:

@@ -3,8 +3,9 @@
 Per batch: the unique real ids (0 is padding) in ascending order; those cached are hits (their ways are
 protected for this batch); a set's misses, in ascending id order, take the set's unprotected ways in ascending
 victim key — LRU (stamp, way), LFU (min(freq, FREQ_MAX), min(stamp, STAMP_MAX), way) — and misses left without
-a way are served from host without being cached. Hits add their occurrences to freq and take the batch's stamp;
-inserted rows start with their occurrences and the stamp. Stamps count batches from 1; 0 means never used.
+a way are served from host without being cached. Hits add their occurrences to freq and take the batch's
+stamp; inserted rows start with their occurrences and the stamp. Stamps count batches from 1; 0 means never
+used.
 """
 
 from __future__ import annotations

@@ -31,7 +31,8 @@ _LABEL = re.compile(
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
-    """How one model instance holds its item table. Budget fields apply to `cached` only (exactly one of them)."""
+    """How one model instance holds its item table. Budget fields apply to `cached` only (exactly one of
+    them)."""
 
     placement: str = "device"
     gpu_budget_mb: float | None = None

@@ -35,8 +35,8 @@ def item_table(num_items: int, dim: int, seed: int) -> nn.Embedding:
 
 def chunked_normal(rows: int, dim: int, std: float, seed: int) -> torch.Tensor:
     """[rows, dim] fp32 N(0, std²), filled chunk by chunk in parallel, each chunk from its own generator."""
-    # A normal tensor even when the caller is in inference mode (the oracle builds its model there): the pool's
-    # threads do not inherit that thread-local mode, and may not update an inference tensor in place.
+    # A normal tensor even when the caller is in inference mode (the oracle builds its model there): the
+    # pool's threads do not inherit that thread-local mode, and may not update an inference tensor in place.
     with torch.inference_mode(False):
         out = torch.empty(rows, dim)
 
