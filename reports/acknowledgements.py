@@ -1,8 +1,8 @@
 """Acknowledgements: known changes the gate reports but does not fail on, until they expire.
 
 The file (reports/acknowledgements.yaml by default; its header says the format) is a mapping with one key,
-`acknowledgements`, a list of entries: `cell` (a shell-style pattern over cell or kernel ids), `metric` (one of
-the gated metrics, `oracle`, or `*`), `reason`, `expires` (YYYY-MM-DD; the last day it applies).
+`acknowledgements`, a list of entries: `cell` (a shell-style pattern over cell or kernel ids), `metric` (one
+of the gated metrics, `oracle`, or `*`), `reason`, `expires` (YYYY-MM-DD; the last day it applies).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ def _date(value, where: str) -> datetime.date:
 
 
 def load_acknowledgements(path: str | Path = DEFAULT) -> list[Acknowledgement]:
-    """The entries of an acknowledgements file; a mistake is one ResultsError line naming file, line and field."""
+    """The entries of an acknowledgements file; a mistake is one ResultsError line naming file, line and
+    field."""
     path = str(path)
     if not Path(path).is_file():
         raise ResultsError(

@@ -1,15 +1,16 @@
 """What makes two runs comparable, and what makes two measurements the same series.
 
 - The **hardware** fingerprint: GPU name, count, memory (GiB), compute capability, CPU model — stable fields
-  only. Older files record only some of them (the committed H100 baselines name the GPU and CPU): a field a file
-  does not record is unknown, and two fingerprints are comparable when they agree on every field both know.
-  The history's folder for a machine is named after the GPU (the CPU on a machine without one), the field every
-  results file records; the full fingerprint is in each entry and checked run by run.
+  only. Older files record only some of them (the committed H100 baselines name the GPU and CPU): a field a
+  file does not record is unknown, and two fingerprints are comparable when they agree on every field both
+  know. The history's folder for a machine is named after the GPU (the CPU on a machine without one), the
+  field every results file records; the full fingerprint is in each entry and checked run by run.
 - The **software** fingerprint: driver, CUDA, torch, onnxruntime, triton, tritonserver. A change is a marker
   on the series, not a new series.
 - A **series** is a cell id plus a hash of what defines its work (cell axes and workload, timing method and
-  warm-up, matrix, the backend's options, the serving scenario), so a changed cell starts a new series instead of
-  looking like a regression. Outcomes (rounds fitted into the time budget, ports, paths, versions) stay out.
+  warm-up, matrix, the backend's options, the serving scenario), so a changed cell starts a new series instead
+  of looking like a regression. Outcomes (rounds fitted into the time budget, ports, paths, versions) stay
+  out.
 """
 
 from __future__ import annotations
@@ -82,8 +83,9 @@ def _tritonserver(libraries: dict) -> str | None:
 
 
 def software_of_cells(machine_info: dict, records: list[dict]) -> dict:
-    """The software fingerprint of a pytest-benchmark run. onnxruntime is the version the cells loaded (the CPU and
-    GPU wheels share one import name, and a run without ORT cells did not use it); unknown fields are None."""
+    """The software fingerprint of a pytest-benchmark run. onnxruntime is the version the cells loaded (the
+    CPU and GPU wheels share one import name, and a run without ORT cells did not use it); unknown fields are
+    None."""
     env = machine_info.get("genrec") or {}
     libraries = env.get("libraries") or {}
     loaded: dict = {}
@@ -112,7 +114,8 @@ def software_of_kernels(machine: dict) -> dict:
 
 
 def machine_folder(hardware: dict) -> str:
-    """The history folder of a machine: its GPU model as a slug (`nvidia-h100-80gb-hbm3`), `cpu-<model>` without."""
+    """The history folder of a machine: its GPU model as a slug (`nvidia-h100-80gb-hbm3`), `cpu-<model>`
+    without."""
     name = hardware.get("gpu_name") or f"cpu-{hardware.get('cpu_model') or 'unknown'}"
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unknown"
 
@@ -127,8 +130,8 @@ def hardware_differences(a: dict, b: dict) -> list[str]:
 
 
 def software_changes(before: dict, after: dict) -> list[str]:
-    """What changed between two software fingerprints, as `torch 2.11.0 → 2.12.0`; a field one of them does not
-    know (a run that loaded no onnxruntime) is no change."""
+    """What changed between two software fingerprints, as `torch 2.11.0 → 2.12.0`; a field one of them does
+    not know (a run that loaded no onnxruntime) is no change."""
     return [
         f"{f} {before[f]} → {after[f]}"
         for f in SOFTWARE_FIELDS

@@ -1,10 +1,11 @@
 """The gate: tonight's run against its machine's history, a verdict per cell and metric plus the oracle.
 
-A cell *regresses* on a metric only if the change exceeds max(min effect, 3 × the series' night-to-night noise),
-a one-sided test of tonight's samples against the latest baseline night's gives p < alpha, and that p survives
-Benjamini–Hochberg across every cell × metric of the run (bench/stats.py holds the statistics). Fewer baseline
-nights than the minimum is `insufficient_data`, never a pass or a fail in disguise. Correctness is judged apart,
-without statistics: an oracle verdict that flipped to fail, or an error that grew past the baseline's tolerance.
+A cell *regresses* on a metric only if the change exceeds max(min effect, 3 × the series' night-to-night
+noise), a one-sided test of tonight's samples against the latest baseline night's gives p < alpha, and that p
+survives Benjamini–Hochberg across every cell × metric of the run (bench/stats.py holds the statistics). Fewer
+baseline nights than the minimum is `insufficient_data`, never a pass or a fail in disguise. Correctness is
+judged apart, without statistics: an oracle verdict that flipped to fail, or an error that grew past the
+baseline's tolerance.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ EXIT_MEANINGS = {
 
 @dataclass
 class Verdict:
-    """One cell × metric. `change` is tonight against the baseline median (+0.1 = 10 % higher); `worse` the same
-    in the metric's bad direction."""
+    """One cell × metric. `change` is tonight against the baseline median (+0.1 = 10 % higher); `worse` the
+    same in the metric's bad direction."""
 
     series: str
     cell: str
@@ -77,7 +78,8 @@ class GateResult:
     notes: list[str] = field(default_factory=list)
 
     def exit_code(self, strict: bool = False) -> int:
-        """2 correctness regression, 1 performance regression, 3 nothing comparable (only when strict), else 0."""
+        """2 correctness regression, 1 performance regression, 3 nothing comparable (only when strict), else
+        0."""
         if any(o.verdict == "correctness_regression" and not o.acknowledged for o in self.oracle):
             return 2
         if any(v.verdict == "regression" and not v.acknowledged for v in self.verdicts):

@@ -2,8 +2,8 @@
 
 Each entry holds the run's header (time, git commit when there is one, hardware and software fingerprints,
 where it came from) and each cell's record under its series key (reports/fingerprint.py); kernel
-micro-benchmark runs hold their records the same way. An entry is written once, atomically, and never rewritten:
-adding the same run again finds it there and leaves it.
+micro-benchmark runs hold their records the same way. An entry is written once, atomically, and never
+rewritten: adding the same run again finds it there and leaves it.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""Read result files: a file that cannot be read at all is one ResultsError line; a record that does not validate
-is named in one line and left out, so the rest of the file is still read (a record is complete and valid, or
-absent with its failure named).
+"""Read result files: a file that cannot be read at all is one ResultsError line; a record that does not
+validate is named in one line and left out, so the rest of the file is still read (a record is complete and
+valid, or absent with its failure named).
 
-Three kinds of file: pytest-benchmark JSON (`--benchmark-json`, one record per cell in `extra_info`), the kernel
-micro-benchmarks' JSON (`{"machine", "hbm_copy", "records"}`) and history entries (reports/history.py).
+Three kinds of file: pytest-benchmark JSON (`--benchmark-json`, one record per cell in `extra_info`), the
+kernel micro-benchmarks' JSON (`{"machine", "hbm_copy", "records"}`) and history entries (reports/history.py).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Result:
 
 @dataclass
 class ResultFile:
-    """What a file held: its kind, the top-level document, the valid records, and one line per record left out."""
+    """What a file held: its kind, the top-level document, the valid records, and one line per record left
+    out."""
 
     path: str
     kind: str  # "cells", "kernels" or "history"
@@ -54,7 +55,8 @@ class ResultFile:
 
 
 def read_json(path: str) -> dict:
-    """The JSON object in `path`, or one ResultsError line saying what is wrong with the file and what to pass."""
+    """The JSON object in `path`, or one ResultsError line saying what is wrong with the file and what to
+    pass."""
     hint = "pass the JSON written by pytest --benchmark-json (or by bench.kernel_micro --json)"
     try:
         with open(path, encoding="utf-8") as handle:
@@ -79,7 +81,8 @@ def read_json(path: str) -> dict:
 
 
 def _not_finite(value, where: str = "") -> str | None:
-    """The path of the first NaN or infinity in `value` (JSON has neither; Python's parser lets them through)."""
+    """The path of the first NaN or infinity in `value` (JSON has neither; Python's parser lets them
+    through)."""
     if isinstance(value, float) and not math.isfinite(value):
         return where or "(record)"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
@@ -158,8 +161,8 @@ def kernel_problem(record) -> str | None:
 
 
 def load(path: str, *, validate: bool = True) -> ResultFile:
-    """Read a results file of any of the three kinds; bad records land in `problems`, good ones in `results` or
-    `kernels`."""
+    """Read a results file of any of the three kinds; bad records land in `problems`, good ones in `results`
+    or `kernels`."""
     doc = read_json(path)
     if doc.get("format") == HISTORY_FORMAT:
         return _load_history_entry(path, doc, validate)

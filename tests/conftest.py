@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_bench(tmp_path: Path, matrix_text: str, *extra: str):
-    """`pytest bench/ --matrix <matrix_text> --benchmark-json` in a subprocess: (process, JSON document or None)."""
+    """`pytest bench/ --matrix <matrix_text> --benchmark-json` in a subprocess: (process, JSON document or
+    None)."""
     matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
     matrix.write_text(matrix_text)
     proc = subprocess.run(

@@ -1,7 +1,8 @@
-"""`python -m reports dashboard --history DIR --out SITE/`: one index.html that works from file:// with no network.
+"""`python -m reports dashboard --history DIR --out SITE/`: one index.html that works from file:// with no
+network.
 
-The data is embedded as JSON and plotly.js (from the plotly package, `plotly.offline.get_plotlyjs()`) is inlined
-once; page.html and page.js beside this file draw the views.
+The data is embedded as JSON and plotly.js (from the plotly package, `plotly.offline.get_plotlyjs()`) is
+inlined once; page.html and page.js beside this file draw the views.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""What the dashboard page shows, as plain JSON: per machine its runs, tonight's verdicts, every series' points,
-the serving sweeps and the kernel micro-benchmarks. The page only draws; every number is decided here, by the
-same gate code as `python -m reports gate`."""
+"""What the dashboard page shows, as plain JSON: per machine its runs, tonight's verdicts, every series'
+points, the serving sweeps and the kernel micro-benchmarks. The page only draws; every number is decided here,
+by the same gate code as `python -m reports gate`."""
 
 from __future__ import annotations
 

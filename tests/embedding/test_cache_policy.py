@@ -1,6 +1,7 @@
-"""The embedding cache against the pure-Python model of its policy: random id streams with repeats and padding,
-a budget of one row, a budget larger than the table, eviction order under LRU and LFU. CPU only (the CPU is the
-"device" and its memory the "host": the same cache code path a GPU runs, with the torch row fetch)."""
+"""The embedding cache against the pure-Python model of its policy: random id streams with repeats and
+padding, a budget of one row, a budget larger than the table, eviction order under LRU and LFU. CPU only (the
+CPU is the "device" and its memory the "host": the same cache code path a GPU runs, with the torch row
+fetch)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Placements through the real bench on CPU (`pytest bench/ --matrix ...` in a subprocess): every placement of the
-tiny rank passes the oracle, its record's `embedding` section validates and counts the timed rounds only, a cold
-cell starts empty, and cells a placement cannot run are skipped with the reason."""
+"""Placements through the real bench on CPU (`pytest bench/ --matrix ...` in a subprocess): every placement of
+the tiny rank passes the oracle, its record's `embedding` section validates and counts the timed rounds only,
+a cold cell starts empty, and cells a placement cannot run are skipped with the reason."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The GPU-only paths of the embedding placements, on the GPU machine: the zero-copy read of pinned host memory,
-the lookup step without a host sync, and cached/host cells through torch-cuda in every mode under the oracle.
-Skipped with the reason where there is no CUDA device."""
+"""The GPU-only paths of the embedding placements, on the GPU machine: the zero-copy read of pinned host
+memory, the lookup step without a host sync, and cached/host cells through torch-cuda in every mode under the
+oracle. Skipped with the reason where there is no CUDA device."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Placements through the model's phases on CPU: host and cached give exactly the device model's answers, count
-what they did, and the settings resolve preset → matrix section → cell label."""
+"""Placements through the model's phases on CPU: host and cached give exactly the device model's answers,
+count what they did, and the settings resolve preset → matrix section → cell label."""
 
 from __future__ import annotations
 

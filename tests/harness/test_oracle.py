@@ -205,7 +205,8 @@ def test_non_finite_output_fails():
 def test_two_wrong_items_in_every_row_fail_a_low_precision(precision):
     _, ref = ref_of(batch=8)
     scores, items = top(ref)
-    # The reference's items right below its top k, with their own scores: valid, paired and best first, but wrong.
+    # The reference's items right below its top k, with their own scores: valid, paired and best first, but
+    # wrong.
     items[:, -2:], scores[:, -2:] = ref.items[:, K + 3 : K + 5], ref.scores[:, K + 3 : K + 5]
     verdict = compare(ref, scores, items, limits_for(precision, "prefill"))
     assert not verdict.passed and "topk_agreement 0.800" in verdict.message, verdict.message

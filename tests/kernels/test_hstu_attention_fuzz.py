@@ -21,7 +21,8 @@ pytest.importorskip("triton")
 
 # On the GPU the same strategies draw longer histories and more heads (cheap there, slow in the interpreter),
 # and each dtype is its own test with 400 examples (1200 per kernel): compiles are per dtype and head dim, so
-# the nightly run can spread them over processes (`-k float16` ...). The interpreter keeps the profile's count.
+# the nightly run can spread them over processes (`-k float16` ...). The interpreter keeps the profile's
+# count.
 WIDE = not interpreting()
 GPU_EXAMPLES = settings(max_examples=400) if WIDE else settings()
 DTYPES = pytest.mark.parametrize("dtype", ks.DTYPES, ids=lambda d: str(d).replace("torch.", ""))
@@ -139,7 +140,8 @@ def _configs(module: str):
     ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()),
 )
 def test_every_tuned_prefill_config_matches_reference(config, device):
-    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
+    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one
+    otherwise)."""
     from genrec_bench.kernels.hstu_attention.triton import hstu_attention_triton
 
     case = ks.HstuCase(

@@ -43,7 +43,8 @@ def _configs():
 @pytest.mark.parametrize("config", _configs(), ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 @pytest.mark.parametrize("shape", [(5, 27, 128), (3, 33, 20), (1, 2, 1)], ids=str)
 def test_every_tuned_config_matches_reference(config, shape, device):
-    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
+    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one
+    otherwise)."""
     from genrec_bench.kernels.interaction.triton import interaction_triton
 
     case = ks.InteractionCase(*shape, dense_dim=2, dtype=torch.float16, seed=0)

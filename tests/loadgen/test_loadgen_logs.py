@@ -1,5 +1,6 @@
-"""LoadGen for real with a stand-in SUT (no model): what its logs say reaches the record as LoadGen said it, the
-accuracy log carries each sample's answer, and a SUT whose calls fail fails the run with the first error."""
+"""LoadGen for real with a stand-in SUT (no model): what its logs say reaches the record as LoadGen said it,
+the accuracy log carries each sample's answer, and a SUT whose calls fail fails the run with the first
+error."""
 
 import queue
 import threading

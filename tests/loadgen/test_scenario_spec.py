@@ -1,5 +1,5 @@
-"""The `scenario:` section and the `scenario` axis: defaults, a full section, ids that read like the cell, and one
-MatrixError naming file, line and field for every kind of mistake."""
+"""The `scenario:` section and the `scenario` axis: defaults, a full section, ids that read like the cell, and
+one MatrixError naming file, line and field for every kind of mistake."""
 
 import textwrap
 from pathlib import Path

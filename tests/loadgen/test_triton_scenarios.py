@@ -94,7 +94,8 @@ def test_loadgen_server_and_our_poisson_generator_agree(served, tmp_path, capsys
         }
         theirs = {}
 
-        def loadgen_run():  # a thread of its own: the Poisson run's server snapshots use a thread-bound client
+        # a thread of its own: the Poisson run's server snapshots use a thread-bound client
+        def loadgen_run():
             try:
                 time.sleep(STARTUP_S)  # the Poisson generator's process imports and connects meanwhile
                 runs.run(asked, tmp_path, accuracy=False, scenario="server")
@@ -119,8 +120,8 @@ def test_loadgen_server_and_our_poisson_generator_agree(served, tmp_path, capsys
     with capsys.disabled():
         print(
             f"\nLoadGen Server vs our Poisson generator, both at {RATE:g}/s at once: p50 {a:.3f} ms "
-            f"({theirs['query_count']} queries) vs {b:.3f} ms ({run['latency_ms']['n']} requests, worst issue lag "
-            f"{run['max_issue_lag_ms']:.2f} ms): {a / b - 1:+.1%}"
+            f"({theirs['query_count']} queries) vs {b:.3f} ms ({run['latency_ms']['n']} requests, "
+            f"worst issue lag {run['max_issue_lag_ms']:.2f} ms): {a / b - 1:+.1%}"
         )
     assert (
         theirs["query_count"] >= 0.8 * RATE * MEASURE_S and run["latency_ms"]["n"] >= 0.8 * RATE * MEASURE_S

@@ -1,4 +1,5 @@
-"""The export cache: hits never rebuild, misses say why, and a corrupt or partial entry is rebuilt, not loaded."""
+"""The export cache: hits never rebuild, misses say why, and a corrupt or partial entry is rebuilt, not
+loaded."""
 
 from __future__ import annotations
 

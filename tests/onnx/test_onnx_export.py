@@ -1,4 +1,5 @@
-"""Exported graphs: names, dynamic axes, I/O types, agreement with torch at other shapes, and export failures."""
+"""Exported graphs: names, dynamic axes, I/O types, agreement with torch at other shapes, and export
+failures."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def test_prefill_export_matches_torch_at_other_shapes(tiny, tiny_prefill, batch,
 
 
 def test_fp16_decode_keeps_io_types_sane(tiny):
-    """fp16 graph: fp16 KV cache in, fp16 scores out, int64 ids/lengths/items; and it agrees with torch fp16."""
+    """fp16 graph: fp16 KV cache in, fp16 scores out, int64 ids/lengths/items; and it agrees with torch
+    fp16."""
     export = exported_model(tiny, "decode", "fp16")
     session = ort.InferenceSession(str(export.path), providers=["CPUExecutionProvider"])
     types = {i.name: i.type for i in session.get_inputs()} | {o.name: o.type for o in session.get_outputs()}

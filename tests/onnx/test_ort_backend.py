@@ -192,8 +192,8 @@ def test_failing_cell_leaves_the_rest_of_the_matrix_running(tmp_path, tiny_prefi
 
 
 def test_an_fp16_cell_that_loads_the_fp32_graph_is_a_false_label(tiny, monkeypatch):
-    """A cache key that drops the precision hands an fp16 cell the fp32 file: the numbers pass, the graph's own
-    declared types and the raw output say fp32, and the label check fails the cell."""
+    """A cache key that drops the precision hands an fp16 cell the fp32 file: the numbers pass, the graph's
+    own declared types and the raw output say fp32, and the label check fails the cell."""
     from genrec_bench.bench.provenance import contradictions, provenance
     from genrec_bench.models import onnx_export
 

@@ -41,7 +41,8 @@ def test_ort_cuda_binds_on_device_and_passes_the_oracle(tiny, phase, precision):
 @pytest.mark.parametrize("phase", ["prefill", "decode", "rank"])
 def test_graph_copies_nothing_to_the_host(tiny, phase, capfd):
     """ORT keeps the graph's shape arithmetic on the CPU EP and uploads its few scalars (MemcpyFromHost); a
-    MemcpyToHost would be a device→host sync inside the timed run. ORT's session log names every copy it adds."""
+    MemcpyToHost would be a device→host sync inside the timed run. ORT's session log names every copy it
+    adds."""
     import onnxruntime as ort
 
     from genrec_bench.backends.ort_options import provider_list

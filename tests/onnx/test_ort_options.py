@@ -1,4 +1,5 @@
-"""Session options, provider lists and TensorRT provider options: pure functions of the cell and the matrix."""
+"""Session options, provider lists and TensorRT provider options: pure functions of the cell and the
+matrix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Backends that give the wrong answers the oracle must catch, each one realistic way (a conftest of the test
-project registers them): the torch backend on CPU with one fault planted in what its session returns or runs."""
+project registers them): the torch backend on CPU with one fault planted in what its session returns or
+runs."""
 
 from __future__ import annotations
 

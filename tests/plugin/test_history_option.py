@@ -30,6 +30,6 @@ def test_history_without_a_results_file_says_what_to_do(bench_dir):
     result = bench_dir.runpytest("--history", str(bench_dir.path / "h"), "--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.errlines if line.strip()] == [
-        "ERROR: --history DIR stores the run that --benchmark-json writes: add --benchmark-json PATH (or add a "
-        "file later: python -m reports history add)"
+        "ERROR: --history DIR stores the run that --benchmark-json writes: add --benchmark-json PATH "
+        "(or add a file later: python -m reports history add)"
     ]

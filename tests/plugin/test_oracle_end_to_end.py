@@ -1,5 +1,5 @@
-"""Each class of wrong answer, end to end: a cell of a backend that gives it fails with the reason, its numbers
-still in the JSON, while a correct cell of the same matrix passes."""
+"""Each class of wrong answer, end to end: a cell of a backend that gives it fails with the reason, its
+numbers still in the JSON, while a correct cell of the same matrix passes."""
 
 import json
 from pathlib import Path
@@ -136,16 +136,16 @@ def pytest_unconfigure(config):
 @pytest.mark.parametrize(
     "phase, method, body, words",
     [
-        # The user state read one position too far: at the first padding slot. Both the cell and the reference run
-        # this code, so they agree; only random padding ids expose it.
+        # The user state read one position too far: at the first padding slot. Both the cell and the reference
+        # run this code, so they agree; only random padding ids expose it.
         (
             "prefill",
             "_encode",
             "ids, lengths = args; return original(self, ids, (lengths + 1).clamp(max=ids.shape[1]))",
             "random ids in the padding",
         ),
-        # The new item does not attend to itself in decode: cell and reference agree; prefill of the longer history
-        # does not.
+        # The new item does not attend to itself in decode: cell and reference agree; prefill of the longer
+        # history does not.
         (
             "decode",
             "decode_state",

@@ -8,7 +8,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MATRIX = """\
 name: plugin-test
-axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [2], seq_len: [16], phase: [prefill, rank]}
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [2], seq_len: [16], \
+phase: [prefill, rank]}
 timing: {warmup_rounds: 1, rounds: 3, min_rounds: 2, max_time_s: 0.2}
 """
 
@@ -91,7 +92,8 @@ class AcmeTorch(Backend):
 
 def test_a_user_package_called_models_registers_a_backend_and_runs_bench_cells(pytester):
     """The user's project: its own `models` package and a backend registered through the entry-point group
-    (an installed distribution's metadata), run with `pytest <genrec-bench>/bench` from the project's folder."""
+    (an installed distribution's metadata), run with `pytest <genrec-bench>/bench` from the project's
+    folder."""
     project = pytester.path
     (project / "models").mkdir()
     (project / "models" / "__init__.py").write_text("")

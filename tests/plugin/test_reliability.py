@@ -73,14 +73,16 @@ def pytest_unconfigure(config):
 """
 MATRIX = """\
 name: hostile
-axes: {{model: [tiny], backend: [{backends}], precision: [fp32], batch: [2, 3], seq_len: [16], phase: [prefill]}}
+axes: {{model: [tiny], backend: [{backends}], precision: [fp32], batch: [2, 3], seq_len: [16], \
+phase: [prefill]}}
 timing: {{warmup_rounds: 1, rounds: 4, min_rounds: 4, max_time_s: 5, timeout_s: {timeout}}}
 isolation: worker
 """
 
 
 def hostile_project(tmp_path, backends="hostile, torch-cpu", timeout=60):
-    """A folder that runs bench cells with the hostile backends registered (in every process: the workers too)."""
+    """A folder that runs bench cells with the hostile backends registered (in every process: the workers
+    too)."""
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["genrec_bench.conftest", "hostile_backends"]\n')
     (tmp_path / "hostile_backends.py").write_text(HOSTILE)
     (tmp_path / "test_cells.py").write_text((ROOT / "bench" / "test_cells.py").read_text())
@@ -298,7 +300,8 @@ def test_benchmark_disable_runs_the_oracle_and_writes_nothing_it_did_not_time(py
         ".yaml",
         m="""\
 name: m
-axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [2], seq_len: [16], phase: [prefill, rank]}
+axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [2], seq_len: [16], \
+phase: [prefill, rank]}
 timing: {warmup_rounds: 1, rounds: 10, min_rounds: 2, max_time_s: 0.2}
 """,
     )

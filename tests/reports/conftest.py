@@ -1,5 +1,6 @@
-"""Synthetic runs for the reports' tests: schema-valid records and pytest-benchmark files built from numbers the
-test chooses (seeded), so every expected verdict is known. Synthetic data lives here only, never in reports/."""
+"""Synthetic runs for the reports' tests: schema-valid records and pytest-benchmark files built from numbers
+the test chooses (seeded), so every expected verdict is known. Synthetic data lives here only, never in
+reports/."""
 
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ def make_record(
     rel_err: float = 1e-6,
     tolerance: float = 1e-3,
 ) -> dict:
-    """A schema-valid v2 record of `cell_id` (model-backend-precision-bB-sS-phase) with these latency samples."""
+    """A schema-valid v2 record of `cell_id` (model-backend-precision-bB-sS-phase) with these latency
+    samples."""
     model, _, _, precision, batch, seq, phase = cell_id.split("-")
     batch, seq = int(batch[1:]), int(seq[1:])
     samples = [float(s) for s in samples]
@@ -173,7 +175,8 @@ def reports(*args, cwd=ROOT, module="reports", **kwargs) -> subprocess.Completed
 
 @pytest.fixture
 def kit():
-    """The helpers above, for test modules (conftest modules are not importable under --import-mode=importlib)."""
+    """The helpers above, for test modules (conftest modules are not importable under
+    --import-mode=importlib)."""
     import types
 
     return types.SimpleNamespace(

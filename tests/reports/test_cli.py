@@ -1,5 +1,6 @@
 """Every exit code of `python -m reports` reached by a real run in a subprocess (as a CI job runs it), and one
-line for bad input; the many ways of bad input run in-process through the same `main`, to keep the suite fast."""
+line for bad input; the many ways of bad input run in-process through the same `main`, to keep the suite
+fast."""
 
 import json
 import subprocess

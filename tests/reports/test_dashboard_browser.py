@@ -1,6 +1,6 @@
-"""The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright, the page opened
-from file:// with the network unused. Skips only when no Chromium is found and GENREC_REQUIRE_BROWSER is unset;
-CI sets it, so there a missing browser fails."""
+"""The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright, the page
+opened from file:// with the network unused. Skips only when no Chromium is found and GENREC_REQUIRE_BROWSER
+is unset; CI sets it, so there a missing browser fails."""
 
 import os
 import shutil

@@ -1,9 +1,9 @@
 """The gate's statistics on synthetic histories with known answers (fixed seeds).
 
 Null histories: per-round lognormal noise with CV 1–5 %, the nightly level drifting as an AR(1) process in log
-space (φ = 0.8, stationary spread half the CV), 1 % of rounds slowed 1.5–3× (interference), and 0.2 % of nights
-spiking 20–50 % for one night. Thousands of cell-nights are judged at once through the same functions the gate
-uses (bench/stats.py: assess_samples → fdr_adjust across the night's cells → classify).
+space (φ = 0.8, stationary spread half the CV), 1 % of rounds slowed 1.5–3× (interference), and 0.2 % of
+nights spiking 20–50 % for one night. Thousands of cell-nights are judged at once through the same functions
+the gate uses (bench/stats.py: assess_samples → fdr_adjust across the night's cells → classify).
 """
 
 import datetime
@@ -49,7 +49,8 @@ def simulate(
 
 
 def gate_nights(samples, settings=DEFAULTS, first=None):
-    """Verdicts (series × judged nights) of nights `first`.. against the nights before each, as the gate does."""
+    """Verdicts (series × judged nights) of nights `first`.. against the nights before each, as the gate
+    does."""
     medians = np.median(samples, axis=-1)
     out = []
     for t in range(settings.min_points if first is None else first, samples.shape[1]):
@@ -133,7 +134,7 @@ def test_the_sign_test_and_the_normal_tail():
         st.GateSettings(min_points=20)
 
 
-# --- the same rules through the gate's own code, on runs as the history reads them ----------------------------
+# --- the same rules through the gate's own code, on runs as the history reads them --------------------------
 
 
 def _runs(

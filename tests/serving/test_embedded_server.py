@@ -1,6 +1,7 @@
-"""The embedded Triton server for real, on CPU: the bench's cells through it, a model that fails to load, and a
-server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
-folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is tested."""
+"""The embedded Triton server for real, on CPU: the bench's cells through it, a model that fails to load, and
+a server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
+folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is
+tested."""
 
 import json
 import signal
@@ -230,7 +231,8 @@ def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
     the harness runs; the kernel's parent-death signal makes the server stop itself (SIGTERM, clean exit)."""
     shm = server.shm_regions()
     script = (
-        "import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom backends.triton_server.server import shared_server\n"
+        "import sys, time\nsys.path.insert(0, sys.argv[1])\n"
+        "from backends.triton_server.server import shared_server\n"
         "srv = shared_server(gpu=False)\nprint(srv.proc.pid, srv.workdir, flush=True)\ntime.sleep(120)\n"
     )
     harness = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], stdout=subprocess.PIPE, text=True)
@@ -284,8 +286,9 @@ def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
 
 
 def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path):
-    """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session closes
-    (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is left."""
+    """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session
+    closes (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is
+    left."""
     import os
 
     shm, env_dirs = server.shm_regions(), set(Path("/tmp").glob("python_env_*"))

@@ -10,7 +10,8 @@ from genrec_bench.matrices.serving import PerfAnalyzerSpec
 
 CSV = """\
 Concurrency,Inferences/Second,Client Send,Network+Server Send/Recv,Server Queue,Server Compute Input,\
-Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency,Avg latency
+Server Compute Infer,Server Compute Output,Client Recv,p50 latency,p90 latency,p95 latency,p99 latency,\
+Avg latency
 4,2105.5,12,300,150,20,1200,30,5,1850,2300,2500,3100,1900
 """
 

@@ -1,5 +1,5 @@
-"""The model repository generator: names, configs (Python backend, ensemble, ONNX Runtime, TensorRT), read back
-through Triton's own model-config protobuf as the server reads them."""
+"""The model repository generator: names, configs (Python backend, ensemble, ONNX Runtime, TensorRT), read
+back through Triton's own model-config protobuf as the server reads them."""
 
 import pytest
 from google.protobuf import text_format

@@ -88,16 +88,19 @@ def test_shutdown_all_stops_every_server_it_started(monkeypatch):
 
 
 def test_stubs_left_by_a_crashed_server_are_killed_past_sigterm_and_only_ours(tmp_path):
-    """A server that died uncleanly leaves its Python-backend stubs orphaned; one may ignore SIGTERM. The reaper
-    escalates to SIGKILL for the stubs it recorded (command line unchanged) and never touches another process
-    that merely reuses a recorded pid, and unlinks the stubs' /dev/shm regions."""
+    """A server that died uncleanly leaves its Python-backend stubs orphaned; one may ignore SIGTERM. The
+    reaper escalates to SIGKILL for the stubs it recorded (command line unchanged) and never touches another
+    process that merely reuses a recorded pid, and unlinks the stubs' /dev/shm regions."""
     import subprocess
     import sys
     import time
 
     import psutil
 
-    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(300)"
+    deaf = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); "
+        "time.sleep(300)"
+    )
     region = f"{server.SHM_PREFIX}_test_{os.getpid()}"
     ours = subprocess.Popen([sys.executable, "-c", deaf, region], stdout=subprocess.PIPE)
     other = subprocess.Popen([sys.executable, "-c", deaf, "someone-elses"], stdout=subprocess.PIPE)
@@ -112,8 +115,8 @@ def test_stubs_left_by_a_crashed_server_are_killed_past_sigterm_and_only_ours(tm
         srv._regions = {region}
         start = time.monotonic()
         srv._reap_after_crash()
-        # The reaper waits on (and so reaps) the process itself: it is gone, not a zombie, soon after SIGTERM's
-        # grace period, which it had to outlast.
+        # The reaper waits on (and so reaps) the process itself: it is gone, not a zombie, soon after
+        # SIGTERM's grace period, which it had to outlast.
         assert not psutil.pid_exists(ours.pid), "a stub deaf to SIGTERM is killed"
         assert 4 < time.monotonic() - start < 15
         assert other.poll() is None, "a process whose command line is not the recorded one is not ours"
