@@ -8,6 +8,7 @@
   skips carrying their reason.
 - Hypothesis settings profiles are registered here, once: `ci` (default) and `nightly`.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,37 +49,72 @@ if "TRITON_INTERPRET" not in os.environ:
 
 HYPOTHESIS_PROFILE_ENV = "GENREC_HYPOTHESIS_PROFILE"
 settings.register_profile(
-    "ci", derandomize=True, max_examples=25, deadline=None, database=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 settings.register_profile(
-    "nightly", max_examples=2000, deadline=None, print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    "nightly",
+    max_examples=2000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-# The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are collected.
+# The plan of the session's matrix (or the one-line error that stopped it): set when bench/ cells are
+# collected.
 PLAN = pytest.StashKey["object"]()
 PLAN_ERROR = pytest.StashKey[str]()
 WORKERS = pytest.StashKey["object"]()  # the cell workers' pool, when cells run isolated
-RECORDS = pytest.StashKey[list]()      # every record of the run, kept for a fallback if the final write fails
+RECORDS = pytest.StashKey[list]()  # every record of the run, kept for a fallback if the final write fails
 SIGTERM = pytest.StashKey["object"]()  # the SIGTERM handler to restore
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("genrec-bench", "genrec-bench matrix")
-    group.addoption("--matrix", default=None, metavar="PATH",
-                    help="matrix YAML whose cells parametrize bench/ (default: matrices/smoke.yaml)")
-    group.addoption("--matrix-backends", default=None, metavar="PATTERNS",
-                    help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'")
-    group.addoption("--matrix-jsonl", default=None, metavar="PATH",
-                    help="also append each cell's record to PATH as it finishes (survives a run cut short)")
-    group.addoption("--triton-url", default=None, metavar="URL",
-                    help="Triton cells use this running server (HOST[:HTTP_PORT] or http=H:P,grpc=H:P,metrics=H:P) "
-                         "instead of starting the embedded one")
-    group.addoption("--isolation", default=None, choices=("none", "worker"),
-                    help="worker: each backend's cells run in a worker subprocess, so a crash or a hang (past "
-                         "timing.timeout_s) fails only its cell; default: the matrix's `isolation:` (none)")
-    group.addoption("--history", default=None, metavar="DIR",
-                    help="after the session, add the --benchmark-json run to the history store DIR "
-                         "(python -m reports gate/dashboard read it)")
+    group.addoption(
+        "--matrix",
+        default=None,
+        metavar="PATH",
+        help="matrix YAML whose cells parametrize bench/ (default: matrices/smoke.yaml)",
+    )
+    group.addoption(
+        "--matrix-backends",
+        default=None,
+        metavar="PATTERNS",
+        help="comma-separated backend names or globs to keep, e.g. 'torch-*,ort-cpu'",
+    )
+    group.addoption(
+        "--matrix-jsonl",
+        default=None,
+        metavar="PATH",
+        help="also append each cell's record to PATH as it finishes (survives a run cut short)",
+    )
+    group.addoption(
+        "--triton-url",
+        default=None,
+        metavar="URL",
+        help="Triton cells use this running server (HOST[:HTTP_PORT] or http=H:P,grpc=H:P,metrics=H:P) "
+        "instead of starting the embedded one",
+    )
+    group.addoption(
+        "--isolation",
+        default=None,
+        choices=("none", "worker"),
+        help="worker: each backend's cells run in a worker subprocess, so a crash or a hang (past "
+        "timing.timeout_s) fails only its cell; default: the matrix's `isolation:` (none)",
+    )
+    group.addoption(
+        "--history",
+        default=None,
+        metavar="DIR",
+        help="after the session, add the --benchmark-json run to the history store DIR "
+        "(python -m reports gate/dashboard read it)",
+    )
 
 
 def pytest_configure(config):
@@ -87,17 +123,24 @@ def pytest_configure(config):
         try:
             settings.get_profile(profile)
         except InvalidArgument:
-            raise pytest.UsageError(f"{HYPOTHESIS_PROFILE_ENV}={profile!r} is not a Hypothesis profile; "
-                                    f"use ci or nightly") from None
+            raise pytest.UsageError(
+                f"{HYPOTHESIS_PROFILE_ENV}={profile!r} is not a Hypothesis profile; use ci or nightly"
+            ) from None
         settings.load_profile(profile)
     from genrec_bench.bench.outputs import check_outputs
 
     if config.getoption("history", None) and not config.getoption("benchmark_json", None):
-        raise pytest.UsageError("--history DIR stores the run that --benchmark-json writes: add "
-                                "--benchmark-json PATH (or add a file later: python -m reports history add)")
+        raise pytest.UsageError(
+            "--history DIR stores the run that --benchmark-json writes: add "
+            "--benchmark-json PATH (or add a file later: python -m reports history add)"
+        )
     # pytest-benchmark writes its JSON only at the very end: a path that cannot take it would lose the run.
-    problem = check_outputs({"--benchmark-json": config.getoption("benchmark_json", None),
-                             "--matrix-jsonl": config.getoption("matrix_jsonl")})
+    problem = check_outputs(
+        {
+            "--benchmark-json": config.getoption("benchmark_json", None),
+            "--matrix-jsonl": config.getoption("matrix_jsonl"),
+        }
+    )
     if problem:
         raise pytest.UsageError(problem)
     config.stash[RECORDS] = []
@@ -133,10 +176,12 @@ def _plan(config):
             results = config.getoption("benchmark_json", None)  # a path, or an open file before 5.3
             if results is not None and not isinstance(results, (str, os.PathLike)):
                 results = results.name
-            config.stash[PLAN] = plan(config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX),
-                                      backends=config.getoption("--matrix-backends"),
-                                      triton_url=config.getoption("--triton-url"),
-                                      results_path=str(Path(results).resolve()) if results else None)
+            config.stash[PLAN] = plan(
+                config.getoption("--matrix") or str(ROOT / DEFAULT_MATRIX),
+                backends=config.getoption("--matrix-backends"),
+                triton_url=config.getoption("--triton-url"),
+                results_path=str(Path(results).resolve()) if results else None,
+            )
         except HarnessError as err:
             config.stash[PLAN_ERROR] = str(err)
     return config.stash.get(PLAN, None)
@@ -147,8 +192,10 @@ def _refusal(config) -> str | None:
     if not config.pluginmanager.hasplugin("benchmark"):
         return "genrec-bench cells are timed through pytest-benchmark; do not disable it (-p no:benchmark)"
     if config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None):
-        return ("genrec-bench cells time one at a time on one machine; run them without pytest-xdist's -n "
-                "(parallel cells would share, and disturb, the device they measure)")
+        return (
+            "genrec-bench cells time one at a time on one machine; run them without pytest-xdist's -n "
+            "(parallel cells would share, and disturb, the device they measure)"
+        )
     return None
 
 
@@ -167,7 +214,9 @@ def pytest_generate_tests(metafunc):
         marks = [pytest.mark.skip(reason=item.skip)] if item.skip else []
         # timer=SAMPLE_CLOCK: pytest-benchmark's stats are the cell's own samples (see bench/timing.py).
         # A scenario cell's samples are per-sample latencies under load: a group of their own.
-        group = f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}" + (f"-{cell.scenario}" if cell.scenario else "")
+        group = f"{cell.model}-{cell.phase}-b{cell.batch}-s{cell.seq_len}" + (
+            f"-{cell.scenario}" if cell.scenario else ""
+        )
         marks.append(pytest.mark.benchmark(group=group, timer=SAMPLE_CLOCK))
         # The parameter is the cell's id, so pytest-benchmark's `params` serialise (`--group-by param:cell`).
         params.append(pytest.param(cell.id, id=cell.id, marks=marks))
@@ -237,7 +286,9 @@ def pytest_runtest_makereport(item, call):
         try:
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(bench.extra_info) + "\n")
-        except OSError as exc:  # checked writable at the start; a disk that filled since costs the line, not the run
+        except (
+            OSError
+        ) as exc:  # checked writable at the start; a disk that filled since costs the line, not the run
             report.sections.append(("genrec-bench", f"--matrix-jsonl {path}: not written ({exc.strerror})"))
     return report
 
@@ -285,8 +336,8 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 
     from genrec_bench.bench.env import environment
 
-    # Only what does not change within a run on one machine (not the versions of lazily loaded libraries, which
-    # each record's env holds), so `--benchmark-compare` of two runs on one machine finds them equal.
+    # Only what does not change within a run on one machine (not the versions of lazily loaded libraries,
+    # which each record's env holds), so `--benchmark-compare` of two runs on one machine finds them equal.
     env = environment("cuda:0" if torch.cuda.is_available() else "cpu")
     machine_info["genrec"] = {k: v for k, v in env.items() if k != "loaded"}
 
@@ -295,11 +346,15 @@ def pytest_terminal_summary(terminalreporter, config):
     planned = config.stash.get(PLAN, None)
     out = config.getoption("benchmark_json", None)
     if planned is not None and config.getoption("benchmark_disable", False):
-        terminalreporter.write_line("genrec-bench: pytest-benchmark is disabled: each cell ran the oracle's checks, "
-                                    "nothing was timed, no results file was written")
+        terminalreporter.write_line(
+            "genrec-bench: pytest-benchmark is disabled: each cell ran the oracle's checks, "
+            "nothing was timed, no results file was written"
+        )
         return
     if planned is not None and out is not None and terminalreporter.stats.get("passed"):
         # A path from pytest-benchmark 5.3+, an open file from older releases.
         name = str(out) if isinstance(out, (str, os.PathLike)) else getattr(out, "name", out)
-        terminalreporter.write_line(f"genrec-bench: matrix {planned.matrix.path} → {Path(name).resolve()}; "
-                                    f"summary: python -m reports summary {name}")
+        terminalreporter.write_line(
+            f"genrec-bench: matrix {planned.matrix.path} → {Path(name).resolve()}; "
+            f"summary: python -m reports summary {name}"
+        )

@@ -1,8 +1,10 @@
-"""Backends: Backend.prepare(model, cell, context) → Session; Session.runner(inputs) → the closure that is timed.
+"""Backends: Backend.prepare(model, cell, context) → Session; Session.runner(inputs) → the closure that is
+timed.
 
-Importing this package registers the built-in backends; optional frameworks are imported only inside the backend
-that needs them, so the harness imports on a bare machine and reports why a backend is unavailable.
+Importing this package registers the built-in backends; optional frameworks are imported only inside the
+backend that needs them, so the harness imports on a bare machine and reports why a backend is unavailable.
 """
+
 from genrec_bench.backends import (  # noqa: F401  (each module registers its backends when imported)
     ort_backend,  # ort-cpu, ort-cuda, ort-trt; onnxruntime imported lazily
     torch_backend,  # torch-cpu, torch-cuda
@@ -18,5 +20,13 @@ from genrec_bench.backends.registry import (
     unregister_backend,
 )
 
-__all__ = ["Backend", "Session", "backend_modes", "backend_names", "get_backend", "load_entry_points",
-           "register_backend", "unregister_backend"]
+__all__ = [
+    "Backend",
+    "Session",
+    "backend_modes",
+    "backend_names",
+    "get_backend",
+    "load_entry_points",
+    "register_backend",
+    "unregister_backend",
+]

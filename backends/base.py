@@ -2,10 +2,12 @@
 closure that is the only thing timed.
 
 Template methods keep the checks in one place: `prepare()` checks availability, mode and precision, then calls
-`prepare_impl()`; failures come back as one-line errors prefixed by the backend's name. What a backend may know
-beyond its cell (the matrix and its sections, the other runnable cells, run options) reaches it as the
-`RunContext` argument of `availability`, `device_for` and `prepare` — never through globals or the environment.
+`prepare_impl()`; failures come back as one-line errors prefixed by the backend's name. What a backend may
+know beyond its cell (the matrix and its sections, the other runnable cells, run options) reaches it as the
+`RunContext` argument of `availability`, `device_for` and `prepare` — never through globals or the
+environment.
 """
+
 from __future__ import annotations
 
 import abc
@@ -24,10 +26,10 @@ TIMERS = ("cuda_event", "sync_clock", "host_clock")
 
 @dataclass(frozen=True)
 class RunContext:
-    """What a run tells its backends: the matrix (timing, tolerances, sections such as `serving:`), the runnable
-    cells of the run (`peers`: a backend that builds shape-specialised engines sizes them to their range), and
-    options of the run (`triton_url`: a running Triton server to use instead of starting one; `results_path`:
-    the run's --benchmark-json, beside which cells keep raw files such as LoadGen's logs)."""
+    """What a run tells its backends: the matrix (timing, tolerances, sections such as `serving:`), the
+    runnable cells of the run (`peers`: a backend that builds shape-specialised engines sizes them to their
+    range), and options of the run (`triton_url`: a running Triton server to use instead of starting one;
+    `results_path`: the run's --benchmark-json, beside which cells keep raw files such as LoadGen's logs)."""
 
     matrix: Matrix | None = None
     peers: tuple[Cell, ...] = ()
@@ -47,28 +49,29 @@ class ServedTarget:
     server's own account of a measurement window (`snapshot()` before and after, `window(before, after)` →
     the server-side split and achieved batch)."""
 
-    name: str                      # backend name, for messages
-    protocol: str                  # "grpc" or "http"
+    name: str  # backend name, for messages
+    protocol: str  # "grpc" or "http"
     url: str
-    model: str                     # the entry model requests go to
-    outputs: tuple[str, str]       # (scores, items) output names
-    inputs_path: str               # .npz of the request's input arrays
-    batch: int                     # users per request
-    load_generator: str            # a script: JSON job on stdin → JSON result on stdout (see bench/serving)
+    model: str  # the entry model requests go to
+    outputs: tuple[str, str]  # (scores, items) output names
+    inputs_path: str  # .npz of the request's input arrays
+    batch: int  # users per request
+    load_generator: str  # a script: JSON job on stdin → JSON result on stdout (see bench/serving)
     snapshot: Callable[[], dict]
     window: Callable[[dict, dict], dict]
     alive: Callable[[], bool]
     log_tail: Callable[[int], str]
     cross_check: Callable[[list[int], Any], dict] | None = None  # perf_analyzer at the same levels, if any
-    # The request's input arrays for any drawn users (scenario cells send varying users), if it can build them.
+    # The request's input arrays for any drawn users (scenario cells send varying users), if it can build
+    # them.
     request_arrays: Callable[[dict], dict] | None = None
 
 
 @dataclass(frozen=True)
 class BucketRunner:
-    """A runner of one fixed input shape whose inputs can be replaced: `load(drawn)` puts new users of the same
-    shape in place (outside any timing), `run()` runs whatever was loaded last. Scenario cells (bench/loadgen/)
-    run LoadGen's varying batches through one of these per batch-size bucket."""
+    """A runner of one fixed input shape whose inputs can be replaced: `load(drawn)` puts new users of the
+    same shape in place (outside any timing), `run()` runs whatever was loaded last. Scenario cells
+    (bench/loadgen/) run LoadGen's varying batches through one of these per batch-size bucket."""
 
     load: Callable[[dict[str, torch.Tensor]], None]
     run: Callable[[], Any]
@@ -91,12 +94,13 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def runner(self, drawn: dict[str, torch.Tensor]) -> Callable[[], Any]:
-        """Move `drawn` inputs where they need to be and return the closure to time (setup stays out of it)."""
+        """Move `drawn` inputs where they need to be and return the closure to time (setup stays out of
+        it)."""
 
     def bucket_runner(self, drawn: dict[str, torch.Tensor]) -> BucketRunner:
-        """A BucketRunner first loaded with `drawn`. This default builds a fresh `runner()` on every load, which
-        suits sessions whose runner is cheap to build; shape-specialised sessions (CUDA graphs) override it to
-        copy new inputs into the buffers their closure reads."""
+        """A BucketRunner first loaded with `drawn`. This default builds a fresh `runner()` on every load,
+        which suits sessions whose runner is cheap to build; shape-specialised sessions (CUDA graphs) override
+        it to copy new inputs into the buffers their closure reads."""
         current = [self.runner(drawn)]
 
         def load(new):
@@ -119,7 +123,8 @@ class Session(abc.ABC):
         return {}
 
     # Whether the closure's calls after the first run other inputs than the runner's own (a cell measuring an
-    # embedding placement rotates through fresh batches): the oracle then judges `oracle_result`, not each call.
+    # embedding placement rotates through fresh batches): the oracle then judges `oracle_result`, not each
+    # call.
     varies_inputs: bool = False
 
     def start_timed_rounds(self) -> None:
@@ -133,8 +138,8 @@ class Session(abc.ABC):
 
     def provenance(self) -> dict:
         """What the backend itself can say about what ran, for the record's `provenance` (e.g. an ONNX graph's
-        declared I/O types as `graph_io`, or a served model's own output dtype and kernels). The bench adds the
-        closure's raw output dtype and the kernels dispatched in-process."""
+        declared I/O types as `graph_io`, or a served model's own output dtype and kernels). The bench adds
+        the closure's raw output dtype and the kernels dispatched in-process."""
         return {}
 
     def served_target(self) -> ServedTarget | None:
@@ -155,8 +160,9 @@ class Session(abc.ABC):
 class Backend(abc.ABC):
     """A way of running the model. Subclasses set `name` and implement `prepare_impl`.
 
-    availability(context) answers (ok, reason) without raising, so the plugin can turn a missing library or device
-    into a skip with its reason; heavy optional libraries are imported inside it and inside prepare_impl only.
+    availability(context) answers (ok, reason) without raising, so the plugin can turn a missing library or
+    device into a skip with its reason; heavy optional libraries are imported inside it and inside
+    prepare_impl only.
     """
 
     name: ClassVar[str]
@@ -171,8 +177,10 @@ class Backend(abc.ABC):
         """Why this backend cannot run an item table placed `placement` (None when it can)."""
         if placement in self.placements:
             return None
-        return (f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
-                f"(placements: {', '.join(self.placements)}); the torch backends run it")
+        return (
+            f"placement={placement} is not supported: {self.name} holds the whole item table on its device "
+            f"(placements: {', '.join(self.placements)}); the torch backends run it"
+        )
 
     def availability(self, context: RunContext | None = None) -> tuple[bool, str]:
         """(True, "") when this machine can run the backend, else (False, why not)."""
@@ -183,7 +191,8 @@ class Backend(abc.ABC):
         return self.device
 
     def prepare(self, model: torch.nn.Module, cell: Cell, context: RunContext | None = None) -> Session:
-        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises BackendUnavailable/BackendError."""
+        """Prepare `model` (the fp32 CPU reference weights) for `cell`; raises
+        BackendUnavailable/BackendError."""
         context = context or RunContext(peers=(cell,))
         ok, reason = self.availability(context)
         if not ok:
@@ -191,10 +200,14 @@ class Backend(abc.ABC):
         if cell.backend != self.name:
             raise BackendError(f"{self.name} | was asked to prepare a {cell.backend} cell ({cell.id})")
         if cell.mode not in self.modes:
-            raise BackendError(f"{self.name} | mode {cell.mode!r} is not supported; modes: {', '.join(self.modes)}")
+            raise BackendError(
+                f"{self.name} | mode {cell.mode!r} is not supported; modes: {', '.join(self.modes)}"
+            )
         if cell.precision not in self.precisions:
-            raise BackendError(f"{self.name} | precision {cell.precision!r} is not supported; "
-                               f"precisions: {', '.join(self.precisions)}")
+            raise BackendError(
+                f"{self.name} | precision {cell.precision!r} is not supported; "
+                f"precisions: {', '.join(self.precisions)}"
+            )
         problem = self.placement_problem(getattr(getattr(model, "embedding", None), "placement", "device"))
         if problem:
             raise BackendUnavailable(self.name, problem)
@@ -203,7 +216,9 @@ class Backend(abc.ABC):
         except HarnessError:
             raise
         except Exception as exc:  # a library's own error: keep its words, say whose it is
-            raise BackendError(f"{self.name} | preparing {cell.id} failed: {type(exc).__name__}: {exc}") from exc
+            raise BackendError(
+                f"{self.name} | preparing {cell.id} failed: {type(exc).__name__}: {exc}"
+            ) from exc
         if session.timer not in TIMERS:
             raise BackendError(f"{self.name} | session timer {session.timer!r} is not one of {TIMERS}")
         return session

@@ -14,6 +14,7 @@ label (or a preset placing its table off the device) does not repeat its inputs:
   another batch, and a cache must still give the right answer after many calls.
 Every device/host/cached cell of a comparison gets the same traffic, so their latencies compare.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,10 @@ from genrec_bench.models.workload import draw, zipf_items
 POOL_SEED, WARM_SEED, LOOKUP_SEED = 10_000, 20_000, 30_000
 # Calls of the instrumented pass that measures the lookup step's share of a call (outside the timed rounds).
 SHARE_CALLS = 10
-ZERO_COPY = {"cuda": "Triton masked row fetch reading the pinned host table in place over PCIe (zero-copy)",
-             "cpu": "CPU simulation: host table and cache are both in CPU memory, rows copied by index_copy"}
+ZERO_COPY = {
+    "cuda": "Triton masked row fetch reading the pinned host table in place over PCIe (zero-copy)",
+    "cpu": "CPU simulation: host table and cache are both in CPU memory, rows copied by index_copy",
+}
 
 
 class Traffic:
@@ -78,23 +81,37 @@ class Traffic:
 
     def next(self) -> tuple:
         """The next call's inputs: the oracle's on the first call and while pinned, else the pool's next."""
-        inputs = self.oracle if self.calls == 0 or self.pinned else self.pool[(self.calls - 1) % len(self.pool)]
+        inputs = (
+            self.oracle if self.calls == 0 or self.pinned else self.pool[(self.calls - 1) % len(self.pool)]
+        )
         self.calls += 1
         return inputs
 
     def warm_record(self, cold: bool) -> dict:
         spec = self.spec
-        how = ("cold: the cache was emptied right before the first timed round" if cold else
-               f"{spec.warm_lookups} ids of the workload's item law through the cache step alone "
-               f"({self.lookup_calls} calls), then {spec.warm_batches} fresh batches through the whole model, "
-               f"then the timing's warm-up rounds (pool batches)")
-        return {"warmed": not cold, "warm_lookups": spec.warm_lookups, "warm_batches": spec.warm_batches,
-                "how": how, "warm_s": round(self.warm_s, 3)}
+        how = (
+            "cold: the cache was emptied right before the first timed round"
+            if cold
+            else f"{spec.warm_lookups} ids of the workload's item law through the cache step alone "
+            f"({self.lookup_calls} calls), then {spec.warm_batches} fresh batches through the whole model, "
+            f"then the timing's warm-up rounds (pool batches)"
+        )
+        return {
+            "warmed": not cold,
+            "warm_lookups": spec.warm_lookups,
+            "warm_batches": spec.warm_batches,
+            "how": how,
+            "warm_s": round(self.warm_s, 3),
+        }
 
     def traffic_record(self, device: str) -> dict:
-        return {"distinct_batches": len(self.pool), "drawn_on": device, "draw_ms_per_batch": round(self.draw_ms, 3),
-                "rotation": "first call: the oracle's inputs; then the pool in turn (a round past the pool's size "
-                            "repeats a batch)"}
+        return {
+            "distinct_batches": len(self.pool),
+            "drawn_on": device,
+            "draw_ms_per_batch": round(self.draw_ms, 3),
+            "rotation": "first call: the oracle's inputs; then the pool in turn (a round past the pool's "
+            "size repeats a batch)",
+        }
 
 
 def step_share(table: HostBackedTable, forward, pool: list, device: str, measured_in: str) -> dict:
@@ -111,10 +128,15 @@ def step_share(table: HostBackedTable, forward, pool: list, device: str, measure
     finally:
         table.step_timer = None
     step, call = statistics.median(timer.samples_ms()), statistics.median(whole.samples_ms())
-    return {"share": step / call if call > 0 else None, "step_ms_p50": step, "call_ms_p50": call,
-            "calls": len(pool[:SHARE_CALLS]), "measured_in": measured_in,
-            "method": "CUDA events (perf_counter on CPU) around the lookup step and around the call, in a separate "
-                      "pass after the timed rounds; never inside them"}
+    return {
+        "share": step / call if call > 0 else None,
+        "step_ms_p50": step,
+        "call_ms_p50": call,
+        "calls": len(pool[:SHARE_CALLS]),
+        "measured_in": measured_in,
+        "method": "CUDA events (perf_counter on CPU) around the lookup step and around the call, in a "
+        "separate pass after the timed rounds; never inside them",
+    }
 
 
 def embedding_record(model, label: str, device: str, dtype: torch.dtype) -> dict:
@@ -123,17 +145,29 @@ def embedding_record(model, label: str, device: str, dtype: torch.dtype) -> dict
     rows, dim = model.cfg.num_items, model.cfg.d_model
     stored = table.host.dtype if isinstance(table, HostBackedTable) else table.weight.dtype
     row_bytes = dim * torch.empty((), dtype=stored).element_size()
-    out = {"placement": spec.placement, "label": label, "storage": str(stored).removeprefix("torch."),
-           "table": {"rows": rows, "dim": dim, "row_bytes": row_bytes, "mb": rows * row_bytes / 2**20},
-           "policy": None, "budget": None, "zero_copy": None}
+    out = {
+        "placement": spec.placement,
+        "label": label,
+        "storage": str(stored).removeprefix("torch."),
+        "table": {"rows": rows, "dim": dim, "row_bytes": row_bytes, "mb": rows * row_bytes / 2**20},
+        "policy": None,
+        "budget": None,
+        "zero_copy": None,
+    }
     if isinstance(table, HostBackedTable):
         out["zero_copy"] = ZERO_COPY["cuda" if torch.device(device).type == "cuda" else "cpu"]
     if spec.placement == "cached":
         cache = table.cache
         index_mb = (cache.slot_of.numel() * 4 + cache.id_of.numel() * 8 * 3) / 2**20
         out["policy"], out["ways"] = spec.policy, cache.ways
-        out["budget"] = {"fraction": spec.fraction, "gpu_budget_mb": spec.gpu_budget_mb, "rows_cached": cache.slots,
-                         "sets": cache.sets, "cache_mb": cache.slots * row_bytes / 2**20, "index_mb": index_mb}
+        out["budget"] = {
+            "fraction": spec.fraction,
+            "gpu_budget_mb": spec.gpu_budget_mb,
+            "rows_cached": cache.slots,
+            "sets": cache.sets,
+            "cache_mb": cache.slots * row_bytes / 2**20,
+            "index_mb": index_mb,
+        }
     return out
 
 
@@ -142,13 +176,20 @@ def counter_record(table: HostBackedTable) -> dict:
     counts = table.stats()
     calls = max(1, counts["calls"])
     lookups = counts["lookups"]
-    out = {"counted_over": "the timed rounds only (counters reset after the timing's warm-up rounds)",
-           "calls": counts["calls"], "counters": counts,
-           "hit_rate": counts["hit_lookups"] / lookups if lookups and "hit_lookups" in counts else None,
-           "unique_hit_rate": (counts["unique_hits"] / counts["unique_ids"]
-                               if counts.get("unique_ids") else None),
-           "per_call": {"lookups": lookups / calls, "rows_from_host": counts["misses"] / calls,
-                        "bytes_from_host": counts["bytes_from_host"] / calls}}
+    out = {
+        "counted_over": "the timed rounds only (counters reset after the timing's warm-up rounds)",
+        "calls": counts["calls"],
+        "counters": counts,
+        "hit_rate": counts["hit_lookups"] / lookups if lookups and "hit_lookups" in counts else None,
+        "unique_hit_rate": (
+            counts["unique_hits"] / counts["unique_ids"] if counts.get("unique_ids") else None
+        ),
+        "per_call": {
+            "lookups": lookups / calls,
+            "rows_from_host": counts["misses"] / calls,
+            "bytes_from_host": counts["bytes_from_host"] / calls,
+        },
+    }
     if "rows_occupied" in counts:
         out["rows_occupied"] = counts["rows_occupied"]
     return out

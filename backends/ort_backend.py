@@ -16,6 +16,7 @@ ONNX Runtime's I/O and few ORT kernels, so a bf16 ORT cell is refused by Backend
 
 onnxruntime is imported lazily, inside availability() and prepare_impl(), so the harness imports without it.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -87,19 +88,25 @@ class OrtSession(Session):
         self._ort_device = ("cpu", 0) if device == "cpu" else ("cuda", int(device.split(":")[1]))
         self.binding = self._bound = None
         try:
-            self.sess = ort.InferenceSession(str(export.path), sess_options=spec.to_ort(ort), providers=providers)
+            self.sess = ort.InferenceSession(
+                str(export.path), sess_options=spec.to_ort(ort), providers=providers
+            )
         except Exception as exc:
             from genrec_bench.models.onnx_export import root_cause
 
             raise BackendError(f"{backend} | cannot load ONNX file {export.path}: {root_cause(exc)}") from exc
         wanted, got = PROVIDERS[backend], self.sess.get_providers()
         if not got or got[0] != wanted:
-            raise BackendError(f"{backend} | asked ONNX Runtime for {wanted} but the session runs on {got}: it "
-                               f"fell back (are the CUDA/cuDNN/TensorRT libraries loadable?)")
+            raise BackendError(
+                f"{backend} | asked ONNX Runtime for {wanted} but the session runs on {got}: it "
+                f"fell back (are the CUDA/cuDNN/TensorRT libraries loadable?)"
+            )
         names = ([i.name for i in self.sess.get_inputs()], [o.name for o in self.sess.get_outputs()])
         if names != (list(PHASE_INPUTS[cell.phase]), list(PHASE_OUTPUTS)):
-            raise BackendError(f"{backend} | {export.path} has inputs/outputs {names}, but phase {cell.phase} "
-                               f"wants {list(PHASE_INPUTS[cell.phase])} → {list(PHASE_OUTPUTS)}")
+            raise BackendError(
+                f"{backend} | {export.path} has inputs/outputs {names}, but phase {cell.phase} "
+                f"wants {list(PHASE_INPUTS[cell.phase])} → {list(PHASE_OUTPUTS)}"
+            )
 
     def runner(self, drawn):
         ort, (kind, index) = self.ort, self._ort_device
@@ -116,8 +123,10 @@ class OrtSession(Session):
         for meta in self.sess.get_outputs():
             k = meta.shape[1]
             if not isinstance(k, int) or meta.type not in ORT_TYPES:
-                raise BackendError(f"{self.name} | output {meta.name} is {meta.type}{meta.shape}; want a static "
-                                   f"k and one of {list(ORT_TYPES)}")
+                raise BackendError(
+                    f"{self.name} | output {meta.name} is {meta.type}{meta.shape}; want a static "
+                    f"k and one of {list(ORT_TYPES)}"
+                )
             value = ort.OrtValue.ortvalue_from_shape_and_type([batch, k], ORT_TYPES[meta.type], kind, index)
             binding.bind_ortvalue_output(meta.name, value)
             outputs.append(value)
@@ -137,8 +146,13 @@ class OrtSession(Session):
 
     def provenance(self):
         # The file's own declared types: an fp16 cell that loaded the fp32 graph says so here.
-        return {"graph_io": {meta.name: meta.type for meta in (*self.sess.get_inputs(), *self.sess.get_outputs())
-                             if meta.type.startswith("tensor(float") or meta.type == "tensor(bfloat16)"}}
+        return {
+            "graph_io": {
+                meta.name: meta.type
+                for meta in (*self.sess.get_inputs(), *self.sess.get_outputs())
+                if meta.type.startswith("tensor(float") or meta.type == "tensor(bfloat16)"
+            }
+        }
 
     def synchronize(self):
         if self.binding is not None and self.device != "cpu":
@@ -155,12 +169,18 @@ class OrtSession(Session):
             "session_options": self.spec.as_dict(),
             "onnx": self.export.info(),
             "io_binding": f"inputs as OrtValues on {where}, outputs pre-allocated on {where}; "
-                          f"fetch() copies them out after timing",
-            "precision_policy": ("graph exported from the fp32 model" if self.cell.precision == "fp32" else
-                                 "graph exported from a .half() copy of the model: fp16 weights, activations, "
-                                 "KV cache and scores; int64 ids/lengths/items"),
-            "kv_cache": ("built by the fp32 CPU torch model, cast to the cell's dtype"
-                         if self.cell.phase == "decode" else None),
+            f"fetch() copies them out after timing",
+            "precision_policy": (
+                "graph exported from the fp32 model"
+                if self.cell.precision == "fp32"
+                else "graph exported from a .half() copy of the model: fp16 weights, activations, "
+                "KV cache and scores; int64 ids/lengths/items"
+            ),
+            "kv_cache": (
+                "built by the fp32 CPU torch model, cast to the cell's dtype"
+                if self.cell.phase == "decode"
+                else None
+            ),
         }
 
     def close(self):
@@ -180,8 +200,10 @@ class _OrtBackend(Backend):
             return False, why
         provider, offered = PROVIDERS[self.name], ort.get_available_providers()
         if provider not in offered:
-            return False, (f"{provider} is not among onnxruntime {ort.__version__}'s providers "
-                           f"({', '.join(offered)}); {self.install_hint}")
+            return False, (
+                f"{provider} is not among onnxruntime {ort.__version__}'s providers "
+                f"({', '.join(offered)}); {self.install_hint}"
+            )
         return self.device_check()
 
     def device_check(self) -> tuple[bool, str]:
@@ -191,8 +213,10 @@ class _OrtBackend(Backend):
         from genrec_bench.models.onnx_export import ExportError, exported_model
 
         if cell.kernel != "torch":
-            raise BackendError(f"{self.name} | kernel {cell.kernel!r} cannot run in ONNX Runtime: the Triton "
-                               f"kernels are GPU launches no ONNX op represents; ORT cells use kernel=torch")
+            raise BackendError(
+                f"{self.name} | kernel {cell.kernel!r} cannot run in ONNX Runtime: the Triton "
+                f"kernels are GPU launches no ONNX op represents; ORT cells use kernel=torch"
+            )
         ort, _ = _import_ort()
         if self.device != "cpu":
             _preload_cuda_libraries(ort)
@@ -201,8 +225,9 @@ class _OrtBackend(Backend):
         except ExportError as err:
             raise BackendError(f"{self.name} | {cell.id}: {err}") from None
         spec = session_spec(torch.get_num_threads())
-        return OrtSession(self.name, model, cell, export, self.providers(model, cell, export, context), spec,
-                          self.device)
+        return OrtSession(
+            self.name, model, cell, export, self.providers(model, cell, export, context), spec, self.device
+        )
 
     def providers(self, model, cell: Cell, export, context: RunContext) -> list:
         return provider_list(self.name)
@@ -241,8 +266,14 @@ class OrtTensorRT(_OrtBackend):
         # One engine per profile serves every peer cell of the same model/precision/phase: the profile spans
         # the batch and seq_len range the matrix asks of it (the run context holds the runnable peers).
         batch_range, seq_range = shape_range(context.peers, cell)
-        opts = trt_provider_options(model.cfg, cell, onnx_sha256=export.sha256, cache_root=cache_root().parent,
-                                    batch_range=batch_range, seq_range=seq_range)
+        opts = trt_provider_options(
+            model.cfg,
+            cell,
+            onnx_sha256=export.sha256,
+            cache_root=cache_root().parent,
+            batch_range=batch_range,
+            seq_range=seq_range,
+        )
         return provider_list(self.name, trt_options=opts)
 
 
@@ -255,5 +286,7 @@ def _tensorrt_libraries() -> tuple[bool, str]:
             return True, ""
         except OSError as exc:
             errors.append(str(exc).split(":")[-1].strip())
-    return False, (f"{TRT_EP} is offered but the TensorRT libraries are not loadable "
-                   f"(libnvinfer.so.10/.so.8: {errors[0] if errors else 'not found'}); install TensorRT 10")
+    return False, (
+        f"{TRT_EP} is offered but the TensorRT libraries are not loadable "
+        f"(libnvinfer.so.10/.so.8: {errors[0] if errors else 'not found'}); install TensorRT 10"
+    )

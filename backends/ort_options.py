@@ -3,6 +3,7 @@
 Nothing here imports onnxruntime at module level or touches a device, so all of it is unit-tested on any
 machine; backends/ort_backend.py applies it.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,12 @@ def session_spec(torch_threads: int, env: dict | None = None) -> SessionSpec:
 def cuda_provider_options(device_id: int = 0) -> dict:
     """CUDA EP options. use_tf32=0: fp32 cells are true fp32, as torch's default matmul precision is, so the
     fp32 comparison with torch-cuda and the oracle's fp32 tolerance mean the same thing."""
-    return {"device_id": str(device_id), "use_tf32": "0", "arena_extend_strategy": "kNextPowerOfTwo",
-            "do_copy_in_default_stream": "1"}
+    return {
+        "device_id": str(device_id),
+        "use_tf32": "0",
+        "arena_extend_strategy": "kNextPowerOfTwo",
+        "do_copy_in_default_stream": "1",
+    }
 
 
 def phase_shapes(cfg: ModelConfig, phase: str, batch: int, seq_len: int) -> dict[str, tuple[int, ...]]:
@@ -67,16 +72,24 @@ def phase_shapes(cfg: ModelConfig, phase: str, batch: int, seq_len: int) -> dict
     return {
         "prefill": {"ids": (batch, seq_len), "lengths": (batch,)},
         "decode": {"new_ids": (batch,), "lengths": (batch,), "k_cache": kv, "v_cache": kv},
-        "rank": {"ids": (batch, seq_len), "lengths": (batch,), "context": (batch, len(cfg.context_vocab)),
-                 "candidates": (batch, cfg.num_candidates)},
+        "rank": {
+            "ids": (batch, seq_len),
+            "lengths": (batch,),
+            "context": (batch, len(cfg.context_vocab)),
+            "candidates": (batch, cfg.num_candidates),
+        },
     }[phase]
 
 
 def shape_range(cells: Iterable[Cell], cell: Cell) -> tuple[tuple[int, int], tuple[int, int]]:
     """((min, max) batch, (min, max) seq_len) over the matrix cells that can share `cell`'s engine: same
     model, backend, precision and phase. `cell` itself is always inside the range."""
-    peers = [c for c in cells if (c.model, c.backend, c.precision, c.phase) ==
-             (cell.model, cell.backend, cell.precision, cell.phase)] + [cell]
+    peers = [
+        c
+        for c in cells
+        if (c.model, c.backend, c.precision, c.phase)
+        == (cell.model, cell.backend, cell.precision, cell.phase)
+    ] + [cell]
     batches, seqs = [c.batch for c in peers], [c.seq_len for c in peers]
     return (min(batches), max(batches)), (min(seqs), max(seqs))
 
@@ -86,8 +99,9 @@ def _profile(shapes: dict[str, tuple[int, ...]]) -> str:
     return ",".join(f"{name}:{'x'.join(str(d) for d in dims)}" for name, dims in shapes.items())
 
 
-def trt_profile_shapes(cfg: ModelConfig, cell: Cell, batch_range: tuple[int, int],
-                       seq_range: tuple[int, int]) -> dict[str, str]:
+def trt_profile_shapes(
+    cfg: ModelConfig, cell: Cell, batch_range: tuple[int, int], seq_range: tuple[int, int]
+) -> dict[str, str]:
     """min/opt/max optimisation-profile shapes: the range's ends, tuned for the cell's own shape."""
     (b_lo, b_hi), (s_lo, s_hi) = batch_range, seq_range
     if not (1 <= b_lo <= cell.batch <= b_hi):
@@ -96,23 +110,37 @@ def trt_profile_shapes(cfg: ModelConfig, cell: Cell, batch_range: tuple[int, int
         raise ValueError(f"seq_range={seq_range} does not hold the cell's seq_len {cell.seq_len}")
     if s_hi > cfg.max_seq_len:
         raise ValueError(f"seq_range={seq_range} passes {cfg.name}'s max_seq_len={cfg.max_seq_len}")
-    return {"trt_profile_min_shapes": _profile(phase_shapes(cfg, cell.phase, b_lo, s_lo)),
-            "trt_profile_opt_shapes": _profile(phase_shapes(cfg, cell.phase, cell.batch, cell.seq_len)),
-            "trt_profile_max_shapes": _profile(phase_shapes(cfg, cell.phase, b_hi, s_hi))}
+    return {
+        "trt_profile_min_shapes": _profile(phase_shapes(cfg, cell.phase, b_lo, s_lo)),
+        "trt_profile_opt_shapes": _profile(phase_shapes(cfg, cell.phase, cell.batch, cell.seq_len)),
+        "trt_profile_max_shapes": _profile(phase_shapes(cfg, cell.phase, b_hi, s_hi)),
+    }
 
 
 def trt_engine_dir(cache_root: Path, cell: Cell, onnx_sha256: str, batch_range, seq_range) -> Path:
     """Engine cache folder: one per exported file (its sha256) and profile range, so a rebuilt export or a
     wider matrix never picks up an engine built for something else."""
     (b_lo, b_hi), (s_lo, s_hi) = batch_range, seq_range
-    return (Path(cache_root) / "trt" /
-            f"{cell.model}-{cell.phase}-{cell.precision}-{onnx_sha256[:12]}-b{b_lo}-{b_hi}-s{s_lo}-{s_hi}")
+    return (
+        Path(cache_root)
+        / "trt"
+        / f"{cell.model}-{cell.phase}-{cell.precision}-{onnx_sha256[:12]}-b{b_lo}-{b_hi}-s{s_lo}-{s_hi}"
+    )
 
 
-def trt_provider_options(cfg: ModelConfig, cell: Cell, *, onnx_sha256: str, cache_root: Path,
-                         batch_range: tuple[int, int], seq_range: tuple[int, int], device_id: int = 0,
-                         int8: bool = False, int8_calibration_table: Path | None = None,
-                         workspace_bytes: int = 4 << 30) -> dict:
+def trt_provider_options(
+    cfg: ModelConfig,
+    cell: Cell,
+    *,
+    onnx_sha256: str,
+    cache_root: Path,
+    batch_range: tuple[int, int],
+    seq_range: tuple[int, int],
+    device_id: int = 0,
+    int8: bool = False,
+    int8_calibration_table: Path | None = None,
+    workspace_bytes: int = 4 << 30,
+) -> dict:
     """TensorRT EP options for `cell`: precision flags, engine/timing caches under the cache root, and the
     optimisation profile from the matrix's batch and seq_len range.
 
@@ -122,8 +150,10 @@ def trt_provider_options(cfg: ModelConfig, cell: Cell, *, onnx_sha256: str, cach
     if cell.precision not in ("fp32", "fp16"):
         raise ValueError(f"ort-trt | precision {cell.precision!r} has no ONNX export; use fp32 or fp16")
     if int8 and int8_calibration_table is None:
-        raise ValueError("ort-trt | int8=True needs int8_calibration_table=<path to a TensorRT calibration "
-                         "table>; without one TensorRT has no scales")
+        raise ValueError(
+            "ort-trt | int8=True needs int8_calibration_table=<path to a TensorRT calibration "
+            "table>; without one TensorRT has no scales"
+        )
     engines = trt_engine_dir(cache_root, cell, onnx_sha256, batch_range, seq_range)
     opts = {
         "device_id": str(device_id),

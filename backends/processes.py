@@ -3,6 +3,7 @@
 `die_with_parent` is a `preexec_fn`: between fork and exec the child asks the kernel (PR_SET_PDEATHSIG) for
 SIGTERM when its parent dies, so even a SIGKILLed harness leaves no orphan behind.
 """
+
 from __future__ import annotations
 
 import ctypes

@@ -1,10 +1,11 @@
 """Backend registry: a decorator that refuses duplicates, lookups that list what exists on a miss, and
 third-party backends through the `genrec_bench.backends` entry-point group.
 
-A third-party entry point that cannot be loaded (a missing module, an import that raises, an object that is not
-a Backend subclass) does not stop the run: its name is registered as a backend that is unavailable, with the
-reason, so the matrix's cells of it skip with that reason and every other backend still runs.
+A third-party entry point that cannot be loaded (a missing module, an import that raises, an object that is
+not a Backend subclass) does not stop the run: its name is registered as a backend that is unavailable, with
+the reason, so the matrix's cells of it skip with that reason and every other backend still runs.
 """
+
 from __future__ import annotations
 
 from importlib.metadata import entry_points
@@ -21,10 +22,14 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
     """Class decorator: `@register_backend class OrtCpu(Backend): name = "ort-cpu"`."""
     name = getattr(cls, "name", None)
     if not isinstance(name, str) or not name:
-        raise RegistryError(f"Backend class {cls.__qualname__} has no `name`; set a class attribute name = '...'")
+        raise RegistryError(
+            f"Backend class {cls.__qualname__} has no `name`; set a class attribute name = '...'"
+        )
     if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise RegistryError(f"Backend {name} already exists ({_REGISTRY[name].__module__}."
-                            f"{_REGISTRY[name].__qualname__}); choose another name.")
+        raise RegistryError(
+            f"Backend {name} already exists ({_REGISTRY[name].__module__}."
+            f"{_REGISTRY[name].__qualname__}); choose another name."
+        )
     _REGISTRY[name] = cls
     return cls
 
@@ -81,7 +86,9 @@ def get_backend(name: str) -> Backend:
     try:
         return _REGISTRY[name]()
     except KeyError:
-        raise RegistryError(f"unknown backend {name!r}; registered: {', '.join(backend_names()) or 'none'}") from None
+        raise RegistryError(
+            f"unknown backend {name!r}; registered: {', '.join(backend_names()) or 'none'}"
+        ) from None
 
 
 def backend_modes() -> dict[str, tuple[str, ...]]:

@@ -11,6 +11,7 @@ Every mode runs every placement: eager; compile (the lookup step of host/cached 
 graphs, see models/embedding/placement.py); cudagraph (the step has no host sync, so it is captured with the
 rest). Cells measuring a placement get fresh traffic each round (backends/embedding_traffic.py).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,8 @@ class TorchSession(Session):
         if cell.mode == "compile" and isinstance(self.model.item_emb, HostBackedTable):
             self.model.item_emb.keep_out_of_compile()
         self.module = PhaseModule(self.model, cell.phase)
-        # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would run.
+        # dynamic=False: each cell has one shape, and a graph specialised to it is what a deployment would
+        # run.
         self.forward = torch.compile(self.module, dynamic=False) if cell.mode == "compile" else self.module
         self.timer = "cuda_event" if device.startswith("cuda") else "host_clock"
         self._captured: list = []  # (graph, run) of every capture: see _capture
@@ -52,16 +54,19 @@ class TorchSession(Session):
         return self._runner(phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype))
 
     def bucket_runner(self, drawn):
-        """New users are copied into the buffers the closure reads, so one compiled graph or captured CUDA graph
-        per bucket serves every batch of that size."""
+        """New users are copied into the buffers the closure reads, so one compiled graph or captured CUDA
+        graph per bucket serves every batch of that size."""
         if self.cell.phase == "decode":
-            raise BackendError(f"{self.cell.backend} | decode inputs carry a KV cache built per batch; bucket "
-                               f"runners take prefill and rank")
+            raise BackendError(
+                f"{self.cell.backend} | decode inputs carry a KV cache built per batch; bucket "
+                f"runners take prefill and rank"
+            )
         # Buffers of the bucket's own (never aliases of `drawn`), made and refilled in inference mode: on CUDA
         # they are inference tensors, which refuse in-place updates outside it.
         with torch.inference_mode():
-            inputs = tuple(x.clone() for x in phase_inputs(self.model, self.cell.phase, drawn, self.device,
-                                                            self.dtype))
+            inputs = tuple(
+                x.clone() for x in phase_inputs(self.model, self.cell.phase, drawn, self.device, self.dtype)
+            )
         names = PHASE_INPUTS[self.cell.phase]
 
         @torch.inference_mode()
@@ -79,7 +84,9 @@ class TorchSession(Session):
         forward = self.forward
         if self.measures_placement and self.traffic is None:
             self.traffic = Traffic(self.model, forward, self.cell, self.device, self.dtype, inputs)
-        elif self.traffic is not None:  # another input set (the oracle's checks): same pool, no second warm-up
+        elif (
+            self.traffic is not None
+        ):  # another input set (the oracle's checks): same pool, no second warm-up
             self.traffic.retarget(inputs)
         source = self.traffic.next if self.traffic else (lambda: inputs)
 
@@ -147,11 +154,15 @@ class TorchSession(Session):
 
     def info(self):
         if self._info is None:
-            self._info = {"precision_policy": "weights cast (model.to(dtype)), no autocast",
-                          "mode": self.cell.mode, "device": self.device,
-                          "compile": ({"dynamic": False, "backend": "inductor"} if self.cell.mode == "compile"
-                                      else None),
-                          "embedding": self._embedding_info()}
+            self._info = {
+                "precision_policy": "weights cast (model.to(dtype)), no autocast",
+                "mode": self.cell.mode,
+                "device": self.device,
+                "compile": (
+                    {"dynamic": False, "backend": "inductor"} if self.cell.mode == "compile" else None
+                ),
+                "embedding": self._embedding_info(),
+            }
         return self._info
 
     def _embedding_info(self) -> dict:
@@ -163,8 +174,13 @@ class TorchSession(Session):
         if isinstance(table, HostBackedTable):
             record |= counter_record(table)  # first: the instrumented pass below calls the table again
             graphed = self.cell.mode == "cudagraph"  # a graph cannot be instrumented inside: eager calls
-            record["cache_time"] = step_share(table, self.module if graphed else self.forward, self.traffic.pool,
-                                              self.device, "eager" if graphed else self.cell.mode)
+            record["cache_time"] = step_share(
+                table,
+                self.module if graphed else self.forward,
+                self.traffic.pool,
+                self.device,
+                "eager" if graphed else self.cell.mode,
+            )
         if self.model.embedding.placement == "cached":
             record["warm"] = self.traffic.warm_record(self.model.embedding.cold)
         return record
@@ -196,7 +212,10 @@ class TorchCUDA(Backend):
 
     def availability(self, context=None):
         if not torch.cuda.is_available():
-            return False, f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)"
+            return (
+                False,
+                f"torch {torch.__version__} sees no CUDA device (torch.cuda.is_available() is False)",
+            )
         return True, ""
 
     def prepare_impl(self, model, cell, context):

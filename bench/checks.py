@@ -12,6 +12,7 @@
   decode's answer equals the reference's prefill of the longer history; the answer does not change when the
   padding ids (positions at or past a user's length) hold random real items instead of 0.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -25,7 +26,8 @@ PADDING_SEED = 4242
 
 
 class RoundChecks:
-    """`after_round` of the timing: judges each call's output (warm-up and timed) and keeps the first failure."""
+    """`after_round` of the timing: judges each call's output (warm-up and timed) and keeps the first
+    failure."""
 
     def __init__(self, session, ref, limits: dict):
         self.session, self.ref, self.limits = session, ref, limits
@@ -47,32 +49,55 @@ class RoundChecks:
 
 
 def _run_once(session, drawn: dict):
-    """The session's answer to `drawn` (a session that varies its inputs answers its runner's own once more)."""
+    """The session's answer to `drawn` (a session that varies its inputs answers its runner's own once
+    more)."""
     run = session.runner(drawn)
     result = session.oracle_result(run())
     session.synchronize()
     return session.fetch(result)
 
 
-def independent_checks(session, cell, cfg, drawn: dict, first: tuple, numerics: Numerics, limits: dict,
-                       draw: Callable, input_seed: int) -> tuple[Numerics, list[str]]:
+def independent_checks(
+    session,
+    cell,
+    cfg,
+    drawn: dict,
+    first: tuple,
+    numerics: Numerics,
+    limits: dict,
+    draw: Callable,
+    input_seed: int,
+) -> tuple[Numerics, list[str]]:
     """Run the second input set, decode-versus-prefill and randomised padding; fold their verdicts into
     `numerics` and say which checks ran (or why one does not apply)."""
     ran = []
     second = draw(cfg, cell.phase, cell.batch, cell.seq_len, seed=input_seed + SECOND_INPUT_SEED_OFFSET)
-    numerics = worst(numerics, compare(reference(cell.model, cell.phase, second), *_run_once(session, second),
-                                       limits), f"a second input set (seed {input_seed + SECOND_INPUT_SEED_OFFSET})")
-    ran.append(f"a second input set of the same shape (seed {input_seed + SECOND_INPUT_SEED_OFFSET}) against its "
-               f"own reference")
+    numerics = worst(
+        numerics,
+        compare(reference(cell.model, cell.phase, second), *_run_once(session, second), limits),
+        f"a second input set (seed {input_seed + SECOND_INPUT_SEED_OFFSET})",
+    )
+    ran.append(
+        f"a second input set of the same shape (seed {input_seed + SECOND_INPUT_SEED_OFFSET}) against its "
+        f"own reference"
+    )
     if cell.phase == "decode":
         longer = reference(cell.model, "prefill", longer_history(drawn))
-        numerics = worst(numerics, compare(longer, *first, limits), "decode against prefill of the longer history")
-        ran.append("decode's answer against the reference's prefill of the history with the new item appended")
+        numerics = worst(
+            numerics, compare(longer, *first, limits), "decode against prefill of the longer history"
+        )
+        ran.append(
+            "decode's answer against the reference's prefill of the history with the new item appended"
+        )
     if getattr(session, "pads_with_lengths", True):
         noisy = noisy_padding(drawn, cfg.num_items, PADDING_SEED)
         ref = reference(cell.model, cell.phase, drawn)
-        numerics = worst(numerics, compare(ref, *_run_once(session, noisy), limits), "random ids in the padding")
-        ran.append("the same users with random item ids in every padding position, against the clean reference")
+        numerics = worst(
+            numerics, compare(ref, *_run_once(session, noisy), limits), "random ids in the padding"
+        )
+        ran.append(
+            "the same users with random item ids in every padding position, against the clean reference"
+        )
     else:
         ran.append("padding not randomised: this session's requests mark padding by id 0 (raw histories)")
     return numerics, ran

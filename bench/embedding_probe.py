@@ -1,11 +1,12 @@
-"""Raw figures behind the embedding placements, on the GPU machine: what a zero-copy read of pinned host memory
-moves per second, what the cache's lookup step costs alone (eager and in a CUDA graph), how fast the `large`
-preset's workload is drawn (CPU and GPU) and its item table initialised.
+"""Raw figures behind the embedding placements, on the GPU machine: what a zero-copy read of pinned host
+memory moves per second, what the cache's lookup step costs alone (eager and in a CUDA graph), how fast the
+`large` preset's workload is drawn (CPU and GPU) and its item table initialised.
 
     python -m genrec_bench.bench.embedding_probe --out probe.json
 
 Times are medians of CUDA events (perf_counter on the CPU) after a warm-up; each figure says its sizes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,8 +62,16 @@ def zero_copy(host: torch.Tensor, counts: tuple[int, ...]) -> list[dict]:
         pcie = cuda_ms(lambda: fetch_rows(dest, dest_index, host, ids, mask))  # noqa: B023
         local = cuda_ms(lambda: fetch_rows(dest, dest_index, on_device, ids, mask))  # noqa: B023
         moved = n * dim * 2
-        out.append({"rows": n, "row_bytes": dim * 2, "host_ms": pcie, "host_gb_s": moved / pcie / 1e6,
-                    "device_ms": local, "device_gb_s": moved / local / 1e6})
+        out.append(
+            {
+                "rows": n,
+                "row_bytes": dim * 2,
+                "host_ms": pcie,
+                "host_gb_s": moved / pcie / 1e6,
+                "device_ms": local,
+                "device_gb_s": moved / local / 1e6,
+            }
+        )
     return out
 
 
@@ -104,8 +113,9 @@ def drawing(counts: tuple[int, ...]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.embedding_probe",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m genrec_bench.bench.embedding_probe", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
@@ -114,7 +124,7 @@ def main(argv=None) -> int:
     cfg = preset("large")
     figures = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
     start = time.perf_counter()
-    chunked_normal(cfg.num_items, cfg.d_model, cfg.d_model ** -0.5, cfg.seed)
+    chunked_normal(cfg.num_items, cfg.d_model, cfg.d_model**-0.5, cfg.seed)
     figures["large_table_init_s"] = time.perf_counter() - start
     figures["drawing"] = drawing((100_000, 1_000_000))
     host = torch.empty(4_000_000, cfg.d_model, dtype=torch.float16, pin_memory=True)  # values do not matter

@@ -1,4 +1,5 @@
 """What the record says about the machine and software: device, driver, library versions."""
+
 from __future__ import annotations
 
 import platform
@@ -8,8 +9,18 @@ from importlib.metadata import PackageNotFoundError, version
 
 import torch
 
-LIBRARIES = ("torch", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "triton", "tritonclient",
-             "nvidia-pytriton", "pytest-benchmark", "hypothesis")
+LIBRARIES = (
+    "torch",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "triton",
+    "tritonclient",
+    "nvidia-pytriton",
+    "pytest-benchmark",
+    "hypothesis",
+)
 
 
 def _version(dist: str) -> str | None:
@@ -42,7 +53,8 @@ def _driver() -> str | None:
         return None
 
 
-# Distributions that share one import name: what is loaded decides, not what happens to be installed beside it.
+# Distributions that share one import name: what is loaded decides, not what happens to be installed beside
+# it.
 MODULES = {"onnxruntime": "onnxruntime", "triton": "triton", "tritonclient": "tritonclient"}
 
 
@@ -63,8 +75,12 @@ def gpu_facts() -> dict:
     if not count:
         return {"gpu_name": None, "gpu_count": 0, "gpu_memory_mib": None, "compute_capability": None}
     props = torch.cuda.get_device_properties(0)
-    return {"gpu_name": props.name, "gpu_count": count, "gpu_memory_mib": props.total_memory // 2**20,
-            "compute_capability": f"{props.major}.{props.minor}"}
+    return {
+        "gpu_name": props.name,
+        "gpu_count": count,
+        "gpu_memory_mib": props.total_memory // 2**20,
+        "compute_capability": f"{props.major}.{props.minor}",
+    }
 
 
 def environment(device: str = "cpu") -> dict:

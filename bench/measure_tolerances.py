@@ -5,6 +5,7 @@ bias and the lowest worst-row agreement measured over the cells that ran, beside
 bench/tolerances.py and the headroom between them. Version 1 records carry only max_rel_err and the pooled
 agreement; their other columns are left empty.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,11 @@ def measured(paths: list[str]) -> dict[tuple[str, str], dict]:
 
 
 def format_table(table: dict) -> str:
-    lines = ["| precision | phase | cells | max_rel_err (limit) | pair_rel_err | bias (limit) | "
-             "worst-row agreement (limit) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| precision | phase | cells | max_rel_err (limit) | pair_rel_err | bias (limit) | "
+        "worst-row agreement (limit) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (precision, phase), row in sorted(table.items()):
         limit = LIMITS.get((precision, phase), {})
 
@@ -52,15 +56,18 @@ def format_table(table: dict) -> str:
             text = "–" if value is None else fmt.format(value)
             return f"{text} ({fmt.format(limit[limit_name])})" if limit_name and limit_name in limit else text
 
-        lines.append(f"| {precision} | {phase} | {row['cells']} | {cell('max_rel_err', 'max_rel_err')} | "
-                     f"{cell('pair_rel_err')} | {cell('bias', 'max_bias')} | "
-                     f"{cell('topk_agreement', 'topk_agreement', '{:.2f}')} |")
+        lines.append(
+            f"| {precision} | {phase} | {row['cells']} | {cell('max_rel_err', 'max_rel_err')} | "
+            f"{cell('pair_rel_err')} | {cell('bias', 'max_bias')} | "
+            f"{cell('topk_agreement', 'topk_agreement', '{:.2f}')} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.measure_tolerances",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m genrec_bench.bench.measure_tolerances", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("results", nargs="+", help="pytest-benchmark JSON files")
     args = parser.parse_args(argv)
     try:

@@ -1,9 +1,10 @@
 """Memory during a cell: host peak RSS, and on CUDA the NVML device-used peak, this process's NVML usage and
 torch's allocator peak.
 
-A background thread samples RSS and NVML every few milliseconds, because both are instantaneous readings and the
-peak of a cell lasts only as long as its largest intermediate.
+A background thread samples RSS and NVML every few milliseconds, because both are instantaneous readings and
+the peak of a cell lasts only as long as its largest intermediate.
 """
+
 from __future__ import annotations
 
 import gc
@@ -112,7 +113,11 @@ class MemoryProbe:
         if self.cuda:
             # Called inside the block too (a worker sends the record as soon as the cell is timed): the peak
             # so far then, the whole block's once it has ended.
-            peak = self._torch_peak if self._torch_peak is not None else torch.cuda.max_memory_allocated(self.device)
+            peak = (
+                self._torch_peak
+                if self._torch_peak is not None
+                else torch.cuda.max_memory_allocated(self.device)
+            )
             out["torch_max_allocated_mb"] = peak / MB
             if self._nvml is not None and self._nvml.handle is not None:
                 out["device_used_peak_mb"] = self._peak_dev / MB

@@ -6,6 +6,7 @@ before anything runs (a probe of PROBE_BYTES written beside it, then removed), t
 one file, and if the final write fails anyway (the disk filled during the run) the records are written to a
 fallback file, named in one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,9 +54,12 @@ def check_outputs(paths: dict[str, str | None]) -> str | None:
 
 
 def write_fallback(records: list[dict], why: str) -> str:
-    """Write `records` (one JSON per line) where a failed final write cannot have gone; returns the line to print."""
+    """Write `records` (one JSON per line) where a failed final write cannot have gone; returns the line to
+    print."""
     handle, name = tempfile.mkstemp(prefix="genrec-bench-records-", suffix=".jsonl")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         for record in records:
             out.write(json.dumps(record) + "\n")
-    return f"genrec-bench: writing the results failed ({why}); the {len(records)} records measured are in {name}"
+    return (
+        f"genrec-bench: writing the results failed ({why}); the {len(records)} records measured are in {name}"
+    )

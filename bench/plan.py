@@ -2,9 +2,10 @@
 
 A cell is skipped when the matrix excludes it, when its backend cannot run on this machine (the backend's own
 availability answer — or the error its availability check raised), when its kernel cannot run on the backend's
-device, or when its seq_len passes the preset's window. The runnable cells are the run's peers: they reach each
-backend in the RunContext, so an engine can be sized for all of them. Nothing here runs a cell.
+device, or when its seq_len passes the preset's window. The runnable cells are the run's peers: they reach
+each backend in the RunContext, so an engine can be sized for all of them. Nothing here runs a cell.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -60,13 +61,16 @@ def backend_filter(patterns: str | None):
     names = backend_names()
     for pattern in wanted:
         if not fnmatch.filter(names, pattern):
-            raise HarnessError(f"--matrix-backends: {pattern!r} matches no registered backend; registered: "
-                               f"{', '.join(names)}")
+            raise HarnessError(
+                f"--matrix-backends: {pattern!r} matches no registered backend; registered: "
+                f"{', '.join(names)}"
+            )
     return lambda name: not wanted or any(fnmatch.fnmatchcase(name, p) for p in wanted)
 
 
-def plan(path: str, *, backends: str | None = None, triton_url: str | None = None,
-         results_path: str | None = None) -> Plan:
+def plan(
+    path: str, *, backends: str | None = None, triton_url: str | None = None, results_path: str | None = None
+) -> Plan:
     """Load and validate the matrix at `path` and plan its cells; raises HarnessError (one line) on a mistake.
     `results_path` (the run's --benchmark-json) tells cells where raw files they keep go."""
     what = known()
@@ -88,8 +92,11 @@ def plan(path: str, *, backends: str | None = None, triton_url: str | None = Non
         problem = url_problem(triton_url)  # asked once, for every Triton cell of the run
         if problem:
             raise HarnessError(f"--triton-url {triton_url}: {problem}")
-    return Plan(matrix, tuple(planned), RunContext(matrix=matrix, peers=runnable, triton_url=triton_url,
-                                                   results_path=results_path))
+    return Plan(
+        matrix,
+        tuple(planned),
+        RunContext(matrix=matrix, peers=runnable, triton_url=triton_url, results_path=results_path),
+    )
 
 
 def _availability(name: str, context: RunContext) -> tuple[bool, str, str]:

@@ -3,6 +3,7 @@
 Drawn with rich on the terminal itself (`sys.__stderr__`: pytest captures `sys.stderr`), and only when that is
 a terminal: in CI logs and pipes nothing is added.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,11 @@ def steps(items: Iterable[T], description: str) -> Iterator[T]:
     if not console.is_terminal:
         yield from items
         return
-    columns = (TextColumn("genrec-bench: {task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("genrec-bench: {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as progress:
         yield from progress.track(items, description=description)

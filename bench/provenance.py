@@ -1,10 +1,12 @@
-"""What really ran in a cell — the dtype of the closure's raw output before any cast, which kernel implementation
-each op's dispatch took, the ONNX graph's declared types — and the contradictions with the cell's label.
+"""What really ran in a cell — the dtype of the closure's raw output before any cast, which kernel
+implementation each op's dispatch took, the ONNX graph's declared types — and the contradictions with the
+cell's label.
 
-A bf16 cell that silently computes in fp32, an fp16 ONNX cell that loads the fp32 graph, a `kernel: triton` cell
-that runs the torch reference: each gives perfect numbers, so only this check catches them. The record keeps
-the provenance; a contradiction fails the cell.
+A bf16 cell that silently computes in fp32, an fp16 ONNX cell that loads the fp32 graph, a `kernel: triton`
+cell that runs the torch reference: each gives perfect numbers, so only this check catches them. The record
+keeps the provenance; a contradiction fails the cell.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,8 +16,12 @@ import torch
 
 DTYPE_NAMES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 # ONNX Runtime's type strings of the scores output (its I/O types and OrtValue.data_type()).
-ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(bfloat16)": "bfloat16",
-              "tensor(double)": "float64"}
+ONNX_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(bfloat16)": "bfloat16",
+    "tensor(double)": "float64",
+}
 
 
 def raw_dtype(value: Any) -> str | None:
@@ -31,12 +37,15 @@ def raw_dtype(value: Any) -> str | None:
 
 
 def provenance(result: Any, dispatched: dict[str, int], session_says: dict) -> dict:
-    """The record's `provenance`: the closure's own output dtype and the kernels dispatched while the session was
-    prepared and first called, with what the session itself reports on top (a served model's own account)."""
-    out = {"output_dtype": raw_dtype(result[0]) if isinstance(result, (tuple, list)) and result else None,
-           "output_dtype_source": "the timed closure's raw scores, before any cast",
-           "kernels": dict(dispatched),
-           "kernels_source": "implementations counted while the session was prepared and first called"}
+    """The record's `provenance`: the closure's own output dtype and the kernels dispatched while the session
+    was prepared and first called, with what the session itself reports on top (a served model's own
+    account)."""
+    out = {
+        "output_dtype": raw_dtype(result[0]) if isinstance(result, (tuple, list)) and result else None,
+        "output_dtype_source": "the timed closure's raw scores, before any cast",
+        "kernels": dict(dispatched),
+        "kernels_source": "implementations counted while the session was prepared and first called",
+    }
     out.update(session_says)
     return out
 

@@ -1,4 +1,5 @@
 """The cell record that goes into `benchmark.extra_info`, and its JSON Schema (record.schema.json)."""
+
 from __future__ import annotations
 
 import json
@@ -26,11 +27,30 @@ def _finite(value):
     return value
 
 
-def build_record(*, cell: dict, latency_ms: dict, throughput: dict, timer: dict, memory: dict, numerics: dict,
-                 env: dict, backend: dict | None = None, **extra) -> dict:
+def build_record(
+    *,
+    cell: dict,
+    latency_ms: dict,
+    throughput: dict,
+    timer: dict,
+    memory: dict,
+    numerics: dict,
+    env: dict,
+    backend: dict | None = None,
+    **extra,
+) -> dict:
     """Assemble the record; `extra` sections (e.g. `serving`) ride along under their own keys."""
-    record = {"schema_version": SCHEMA_VERSION, "cell": cell, "latency_ms": latency_ms, "throughput": throughput,
-              "timer": timer, "memory": memory, "numerics": numerics, "env": env, "backend": backend or {}}
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "cell": cell,
+        "latency_ms": latency_ms,
+        "throughput": throughput,
+        "timer": timer,
+        "memory": memory,
+        "numerics": numerics,
+        "env": env,
+        "backend": backend or {},
+    }
     record.update(extra)
     return _finite(record)
 

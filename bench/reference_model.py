@@ -1,11 +1,12 @@
-"""The oracle's reference: the preset's model in fp32 on CPU over a cell's inputs, built once per process (a base
-preset's weights take seconds to initialise).
+"""The oracle's reference: the preset's model in fp32 on CPU over a cell's inputs, built once per process (a
+base preset's weights take seconds to initialise).
 
 A reference answers two questions: its own top-K (wider than the cell's k, so ties around the k-th item are
 seen) and the reference score of ANY item a cell returns — catalogue phases score an item as state · embedding
-from the reference's own user state, rank looks the item up among the row's scored candidates — so the oracle can
-check each returned item against its own score, not only the set of items.
+from the reference's own user state, rank looks the item up among the row's scored candidates — so the oracle
+can check each returned item against its own score, not only the set of items.
 """
+
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
@@ -22,8 +23,8 @@ REFERENCE_WIDTH = 2
 
 @lru_cache(maxsize=4)
 def cached_model(name: str):
-    """The preset's fp32 CPU model (kernel="torch"); cells take `.variant(kernel=...)` of it. Built outside any
-    inference mode: its weights are ordinary tensors that export and compile like a user's model."""
+    """The preset's fp32 CPU model (kernel="torch"); cells take `.variant(kernel=...)` of it. Built outside
+    any inference mode: its weights are ordinary tensors that export and compile like a user's model."""
     with torch.inference_mode(False):
         return build_model(name)
 
@@ -37,31 +38,46 @@ class Reference:
     """The fp32 reference of one cell's inputs."""
 
     phase: str
-    scores: torch.Tensor            # [B, K] best first (fp32)
-    items: torch.Tensor             # [B, K]
+    scores: torch.Tensor  # [B, K] best first (fp32)
+    items: torch.Tensor  # [B, K]
     num_items: int
-    state: torch.Tensor | None      # [B, d] catalogue phases: the user state the catalogue is scored with
-    table: torch.Tensor | None      # [N, d] the item embeddings (shared with the cached model)
+    state: torch.Tensor | None  # [B, d] catalogue phases: the user state the catalogue is scored with
+    table: torch.Tensor | None  # [N, d] the item embeddings (shared with the cached model)
     candidate_scores: tuple | None  # rank: per row {item: score} over the row's candidates
     candidate_counts: tuple | None  # rank: per row Counter of the candidates (a candidate may repeat)
 
     def rows(self, index: torch.Tensor) -> Reference:
         """The reference of the users at `index` only."""
         picked = index.tolist()
-        return Reference(self.phase, self.scores[index], self.items[index], self.num_items,
-                         None if self.state is None else self.state[index], self.table,
-                         None if self.candidate_scores is None else tuple(self.candidate_scores[i] for i in picked),
-                         None if self.candidate_counts is None else tuple(self.candidate_counts[i] for i in picked))
+        return Reference(
+            self.phase,
+            self.scores[index],
+            self.items[index],
+            self.num_items,
+            None if self.state is None else self.state[index],
+            self.table,
+            None if self.candidate_scores is None else tuple(self.candidate_scores[i] for i in picked),
+            None if self.candidate_counts is None else tuple(self.candidate_counts[i] for i in picked),
+        )
 
     @staticmethod
     def concat(parts: list[Reference]) -> Reference:
         """One reference of the users of `parts`, in order (a library's reference is computed in chunks)."""
         first = parts[0]
-        joined = lambda attr: None if getattr(first, attr) is None else sum(  # noqa: E731
-            (tuple(getattr(p, attr)) for p in parts), ())
-        return Reference(first.phase, torch.cat([p.scores for p in parts]), torch.cat([p.items for p in parts]),
-                         first.num_items, None if first.state is None else torch.cat([p.state for p in parts]),
-                         first.table, joined("candidate_scores"), joined("candidate_counts"))
+
+        def joined(attr):
+            return None if getattr(first, attr) is None else sum((tuple(getattr(p, attr)) for p in parts), ())
+
+        return Reference(
+            first.phase,
+            torch.cat([p.scores for p in parts]),
+            torch.cat([p.items for p in parts]),
+            first.num_items,
+            None if first.state is None else torch.cat([p.state for p in parts]),
+            first.table,
+            joined("candidate_scores"),
+            joined("candidate_counts"),
+        )
 
     @property
     def repeats_allowed(self) -> bool:
@@ -73,10 +89,16 @@ class Reference:
         (inside the catalogue and not the padding id 0; for rank: one of the row's candidates)."""
         items = items.long()
         if self.phase == "rank":
-            valid = torch.tensor([[int(i) in row for i in r] for r, row in zip(items.tolist(),
-                                                                                 self.candidate_scores)])
-            scores = torch.tensor([[row.get(int(i), float("nan")) for i in r]
-                                   for r, row in zip(items.tolist(), self.candidate_scores)], dtype=torch.float64)
+            valid = torch.tensor(
+                [[int(i) in row for i in r] for r, row in zip(items.tolist(), self.candidate_scores)]
+            )
+            scores = torch.tensor(
+                [
+                    [row.get(int(i), float("nan")) for i in r]
+                    for r, row in zip(items.tolist(), self.candidate_scores)
+                ],
+                dtype=torch.float64,
+            )
             return scores, valid
         valid = (items > 0) & (items < self.num_items)
         safe = items.where(valid, torch.ones_like(items))
@@ -89,10 +111,14 @@ RECENT_REFERENCES = 4
 
 
 def reference(name: str, phase: str, drawn: dict) -> Reference:
-    """The reference of `drawn` inputs. The last few are kept: the matrix runs all cells of one shape in a row,
-    each needing the reference of its inputs, of a second input set and (decode) of the longer history, and at
-    GPU scale the CPU reference costs more than the cells it checks."""
-    key = (name, phase, tuple((k, tuple(v.shape), hash(v.numpy().tobytes())) for k, v in sorted(drawn.items())))
+    """The reference of `drawn` inputs. The last few are kept: the matrix runs all cells of one shape in a
+    row, each needing the reference of its inputs, of a second input set and (decode) of the longer history,
+    and at GPU scale the CPU reference costs more than the cells it checks."""
+    key = (
+        name,
+        phase,
+        tuple((k, tuple(v.shape), hash(v.numpy().tobytes())) for k, v in sorted(drawn.items())),
+    )
     if key in _recent:
         _recent.move_to_end(key)
     else:
@@ -119,8 +145,16 @@ def _run(base, cfg, phase: str, drawn: dict) -> Reference:
     inputs = phase_inputs(model, phase, drawn)
     state = model.prefill_state(*inputs) if phase == "prefill" else model.decode_state(*inputs)
     scores, items = model._top_k_catalogue(state)
-    return Reference(phase, scores.float(), items.long(), cfg.num_items, state.float(),
-                     model.item_emb.weight.detach(), None, None)
+    return Reference(
+        phase,
+        scores.float(),
+        items.long(),
+        cfg.num_items,
+        state.float(),
+        model.item_emb.weight.detach(),
+        None,
+        None,
+    )
 
 
 def longer_history(drawn: dict) -> dict:

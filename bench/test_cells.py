@@ -1,4 +1,5 @@
 """One benchmark per matrix cell (parametrized by the plugin in conftest.py)."""
+
 import pytest
 
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable, OracleMismatch

@@ -1,4 +1,5 @@
 """GPU smoke run of the kernel micro-benchmarks (full run: ``python -m genrec_bench.bench.kernel_micro``)."""
+
 from __future__ import annotations
 
 import pytest

@@ -9,6 +9,7 @@ numbers (pytest-benchmark reads its timer right before and right after the targe
 `after_round` sees every call's output outside the timed interval — each warm-up call, and each timed round
 right after it (pedantic's teardown): the oracle's per-call check goes there.
 """
+
 from __future__ import annotations
 
 import time
@@ -60,8 +61,8 @@ class TimingResult:
             "description": TIMER_METHODS[self.method],
             "rounds": self.rounds,
             "warmup_rounds": self.warmup_rounds,
-            "pytest_benchmark": "benchmark.pedantic(iterations=1) with timer=sample_clock: its stats are these "
-                                "samples",
+            "pytest_benchmark": "benchmark.pedantic(iterations=1) with timer=sample_clock: its stats are "
+            "these samples",
         }
 
 
@@ -101,9 +102,15 @@ def plan_rounds(timing: Timing, warm_ms: float) -> int:
     return max(timing.min_rounds, min(timing.rounds, fit))
 
 
-def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Callable[[], None],
-                 timing: Timing, after_round: Callable[[Any], None] | None = None,
-                 before_timed: Callable[[], None] | None = None) -> TimingResult:
+def time_closure(
+    benchmark,
+    run: Callable[[], Any],
+    method: str,
+    synchronize: Callable[[], None],
+    timing: Timing,
+    after_round: Callable[[Any], None] | None = None,
+    before_timed: Callable[[], None] | None = None,
+) -> TimingResult:
     """Warm up, size the rounds to the time budget, then time through `benchmark.pedantic`; `after_round(out)`
     sees each warm-up call's and timed round's output, outside the timed interval; `before_timed` runs between
     warm-up and timed rounds (outside any timed call), e.g. to reset a cache's counters."""
@@ -129,5 +136,10 @@ def time_closure(benchmark, run: Callable[[], Any], method: str, synchronize: Ca
     if before_timed is not None:
         before_timed()
     last = benchmark.pedantic(timed, rounds=rounds, warmup_rounds=0, iterations=1, teardown=teardown)
-    return TimingResult(samples_ms=list(samples), rounds=rounds, warmup_rounds=timing.warmup_rounds,
-                        method=method, last_result=last)
+    return TimingResult(
+        samples_ms=list(samples),
+        rounds=rounds,
+        warmup_rounds=timing.warmup_rounds,
+        method=method,
+        last_result=last,
+    )

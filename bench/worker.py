@@ -7,6 +7,7 @@ event with the outcome. Timing happens here, inside run_cell, exactly as in-proc
 region. A hung cell dumps every thread's stack to stderr shortly before its timeout (faulthandler), so the
 parent's failure message shows where it hung.
 """
+
 from __future__ import annotations
 
 import faulthandler
@@ -65,11 +66,18 @@ def _run(job: dict, pipe) -> dict:
 
     _register(job["cell"]["backend"], job["backend_class"])
     # The harness validated the matrix against what it knew (plugins' backends included): the same here.
-    known = Known(backends={k: tuple(v) for k, v in job["known"]["backends"].items()},
-                  models=tuple(job["known"]["models"]), kernels=tuple(job["known"]["kernels"]))
+    known = Known(
+        backends={k: tuple(v) for k, v in job["known"]["backends"].items()},
+        models=tuple(job["known"]["models"]),
+        kernels=tuple(job["known"]["kernels"]),
+    )
     matrix = load_matrix(job["matrix"], known)
-    context = RunContext(matrix=matrix, peers=tuple(Cell(**c) for c in job["peers"]), triton_url=job["triton_url"],
-                         results_path=job.get("results_path"))
+    context = RunContext(
+        matrix=matrix,
+        peers=tuple(Cell(**c) for c in job["peers"]),
+        triton_url=job["triton_url"],
+        results_path=job.get("results_path"),
+    )
     cell = Cell(**job["cell"])
     bench = WorkerBenchmark(job["benchmark_disabled"])
 

@@ -5,20 +5,22 @@ ONNX-exportable), ``triton.py`` (the fused Triton kernel) and one dispatch funct
 takes ``kernel=`` and raises on an unknown choice. Importing this package never imports triton: the Triton
 path imports it on first use, so the harness imports on machines without it.
 """
+
 from __future__ import annotations
 
 import importlib.util
 
 from ._triton import interpreting
 
-#: The implementations every op's dispatch function takes as ``kernel=``: the torch reference and the Triton kernel.
+#: The implementations every op's dispatch function takes as ``kernel=``: the torch reference and the Triton
+#: kernel.
 KERNELS = ("torch", "triton")
 
 
 #: How many times each implementation ran since import, as "op:implementation" → count. Counted by the
-#: implementations themselves, so a harness can tell which one really ran (take a copy before and after). Under
-#: torch.compile the increment is a traced side effect replayed on every call (no graph break); under CUDA graphs
-#: it counts at capture, the only time the Python runs.
+#: implementations themselves, so a harness can tell which one really ran (take a copy before and after).
+#: Under torch.compile the increment is a traced side effect replayed on every call (no graph break); under
+#: CUDA graphs it counts at capture, the only time the Python runs.
 DISPATCHED: dict[str, int] = {}
 
 

@@ -3,6 +3,7 @@
 Kept apart from the ops so that ``import kernels`` never imports triton, and so that every op reports a
 missing triton, or a tensor it cannot run on, with the same words.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,15 +1,17 @@
 """Hypothesis strategies for fuzzing the kernels against their references.
 
 In the style of ``hypothesis.extra.numpy``: plural nouns, keyword-only ``min_*``/``max_*`` pairs, and argument
-errors that name the argument, its value and the fix. Strategies draw only sizes, dtypes and a seed; the tensor
-values are made from that seed with a ``torch.Generator`` on the CPU (then moved to the device), so a failure
-replays on any machine and Hypothesis shrinks it through the seed. Nothing here touches a GPU when a strategy
-is built, so strategies may be used inside ``@given(...)`` freely; pass the device to ``.tensors(device)``.
+errors that name the argument, its value and the fix. Strategies draw only sizes, dtypes and a seed; the
+tensor values are made from that seed with a ``torch.Generator`` on the CPU (then moved to the device), so a
+failure replays on any machine and Hypothesis shrinks it through the seed. Nothing here touches a GPU when a
+strategy is built, so strategies may be used inside ``@given(...)`` freely; pass the device to
+``.tensors(device)``.
 
 The case strategies (``interaction_cases()``, ``jagged_cases()``, ``hstu_cases()``, ``hstu_decode_cases()``,
 ``catalogue_cases()``) return frozen dataclasses whose repr is the whole counterexample: Hypothesis prints it
 on failure.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,7 +47,9 @@ def _check_bounds(min_name: str, min_value: int, max_name: str, max_value: int, 
     """Validate a keyword-only min/max pair: ints, at least ``least``, min not above max."""
     for name, value in ((min_name, min_value), (max_name, max_value)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(f"{name}={value!r} must be an int; pass a whole number such as {name}={least}")
+            raise InvalidArgument(
+                f"{name}={value!r} must be an int; pass a whole number such as {name}={least}"
+            )
         if value < least:
             raise InvalidArgument(f"{name}={value} is smaller than {least}; pass {name}>={least}")
     if min_value > max_value:
@@ -62,7 +66,9 @@ def dtypes(*, allowed: tuple[torch.dtype, ...] = DTYPES) -> st.SearchStrategy[to
         raise InvalidArgument(f"allowed={allowed!r} is empty; pass at least one of {DTYPES}")
     unknown = [d for d in allowed if d not in DTYPES]
     if unknown:
-        raise InvalidArgument(f"allowed={allowed!r} holds {unknown}, which the kernels do not take; use {DTYPES}")
+        raise InvalidArgument(
+            f"allowed={allowed!r} holds {unknown}, which the kernels do not take; use {DTYPES}"
+        )
     return st.sampled_from(allowed)
 
 
@@ -245,8 +251,11 @@ def _offsets(lengths: tuple[int, ...]) -> torch.Tensor:
 
 def _check_choices(name: str, choices: tuple[int, ...], *, powers_of_two: bool = False) -> tuple[int, ...]:
     choices = tuple(choices)
-    bad = [c for c in choices if isinstance(c, bool) or not isinstance(c, int) or c < 1
-           or (powers_of_two and c & (c - 1))]
+    bad = [
+        c
+        for c in choices
+        if isinstance(c, bool) or not isinstance(c, int) or c < 1 or (powers_of_two and c & (c - 1))
+    ]
     if not choices or bad:
         kind = "powers of two" if powers_of_two else "positive ints"
         raise InvalidArgument(f"{name}={choices!r} must be a non-empty tuple of {kind}; e.g. {name}=(16, 32)")
@@ -266,17 +275,24 @@ class HstuCase:
     seed: int
 
     def tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:
-        """(q, k, v [T, H, dh], offsets int64 [B+1]), made on the CPU from the seed, then moved to ``device``."""
+        """(q, k, v [T, H, dh], offsets int64 [B+1]), made on the CPU from the seed, then moved to
+        ``device``."""
         gen = torch.Generator().manual_seed(self.seed)
         offsets = _offsets(self.lengths)
         total, width = int(offsets[-1]), self.heads * self.head_dim
         if self.packed:
             projection = torch.randn(total, 4 * width, generator=gen).to(device=device, dtype=self.dtype)
-            q, k, v = (projection[:, i * width:(i + 1) * width].view(total, self.heads, self.head_dim)
-                       for i in (2, 3, 1))
+            q, k, v = (
+                projection[:, i * width : (i + 1) * width].view(total, self.heads, self.head_dim)
+                for i in (2, 3, 1)
+            )
         else:
-            q, k, v = (torch.randn(total, self.heads, self.head_dim, generator=gen).to(device=device, dtype=self.dtype)
-                       for _ in range(3))
+            q, k, v = (
+                torch.randn(total, self.heads, self.head_dim, generator=gen).to(
+                    device=device, dtype=self.dtype
+                )
+                for _ in range(3)
+            )
         return q, k, v, offsets.to(device)
 
 
@@ -289,9 +305,10 @@ def hstu_cases(
     dtypes: st.SearchStrategy[torch.dtype] | None = None,
     max_extra_length: int = 8,
 ) -> st.SearchStrategy[HstuCase]:
-    """HSTU attention inputs: jagged lengths (default: up to 6 users, empty ones, length 1, all equal, one long
-    row), heads, a head dim from ``head_dims``, a dtype, a grid length of max(lengths) plus 0..max_extra_length
-    (0, one user exactly at the maximum, is where it shrinks), contiguous or model-layout views, and a seed."""
+    """HSTU attention inputs: jagged lengths (default: up to 6 users, empty ones, length 1, all equal, one
+    long row), heads, a head dim from ``head_dims``, a dtype, a grid length of max(lengths) plus
+    0..max_extra_length (0, one user exactly at the maximum, is where it shrinks), contiguous or model-layout
+    views, and a seed."""
     _check_bounds("min_heads", min_heads, "max_heads", max_heads, least=1)
     _check_bounds("max_extra_length", max_extra_length, "max_extra_length", max_extra_length, least=0)
     head_dims = _check_choices("head_dims", head_dims)
@@ -302,16 +319,23 @@ def hstu_cases(
     def cases(draw) -> HstuCase:
         row_lengths = tuple(draw(lengths))
         longest = max(row_lengths, default=0)
-        return HstuCase(row_lengths, draw(st.integers(min_heads, max_heads)), draw(st.sampled_from(head_dims)),
-                        draw(dtype_st), longest + draw(st.integers(0, max_extra_length)), draw(st.booleans()),
-                        draw(seeds()))
+        return HstuCase(
+            row_lengths,
+            draw(st.integers(min_heads, max_heads)),
+            draw(st.sampled_from(head_dims)),
+            draw(dtype_st),
+            longest + draw(st.integers(0, max_extra_length)),
+            draw(st.booleans()),
+            draw(seeds()),
+        )
 
     return cases()
 
 
 @dataclasses.dataclass(frozen=True)
 class HstuDecodeCase:
-    """One decode step: history lengths, heads, head dim, dtype, page size, cache layers, the layer, a seed."""
+    """One decode step: history lengths, heads, head dim, dtype, page size, cache layers, the layer, a
+    seed."""
 
     lengths: tuple[int, ...]
     heads: int
@@ -330,13 +354,18 @@ class HstuDecodeCase:
         gen = torch.Generator().manual_seed(self.seed)
         offsets = _offsets(self.lengths)
         total, shape = int(offsets[-1]), (self.heads, self.head_dim)
-        history = [[torch.randn(total, *shape, generator=gen).to(self.dtype) for _ in range(self.layers)]
-                   for _ in range(2)]
+        history = [
+            [torch.randn(total, *shape, generator=gen).to(self.dtype) for _ in range(self.layers)]
+            for _ in range(2)
+        ]
         lengths = torch.tensor(self.lengths, dtype=torch.int64)
-        k_cache, v_cache = paged_caches_from_jagged(*history, offsets, lengths, page_size=self.page_size,
-                                                    width=max(self.lengths, default=0) + 1)
+        k_cache, v_cache = paged_caches_from_jagged(
+            *history, offsets, lengths, page_size=self.page_size, width=max(self.lengths, default=0) + 1
+        )
         batch = len(self.lengths)
-        q, k, v = (torch.randn(batch, *shape, generator=gen).to(device=device, dtype=self.dtype) for _ in range(3))
+        q, k, v = (
+            torch.randn(batch, *shape, generator=gen).to(device=device, dtype=self.dtype) for _ in range(3)
+        )
         return q, k, v, k_cache.to(device), v_cache.to(device), lengths.to(device)
 
 
@@ -351,7 +380,8 @@ def hstu_decode_cases(
     dtypes: st.SearchStrategy[torch.dtype] | None = None,
 ) -> st.SearchStrategy[HstuDecodeCase]:
     """Decode inputs: history lengths (empty histories included), heads, head dim, a page size from
-    ``page_sizes`` (powers of two), 1..max_layers cache layers and which one the step is for, dtype and seed."""
+    ``page_sizes`` (powers of two), 1..max_layers cache layers and which one the step is for, dtype and
+    seed."""
     _check_bounds("min_heads", min_heads, "max_heads", max_heads, least=1)
     _check_bounds("max_layers", max_layers, "max_layers", max_layers, least=1)
     head_dims = _check_choices("head_dims", head_dims)
@@ -362,16 +392,24 @@ def hstu_decode_cases(
     @st.composite
     def cases(draw) -> HstuDecodeCase:
         layers = draw(st.integers(1, max_layers))
-        return HstuDecodeCase(tuple(draw(lengths)), draw(st.integers(min_heads, max_heads)),
-                              draw(st.sampled_from(head_dims)), draw(dtype_st), draw(st.sampled_from(page_sizes)),
-                              layers, draw(st.integers(0, layers - 1)), draw(seeds()))
+        return HstuDecodeCase(
+            tuple(draw(lengths)),
+            draw(st.integers(min_heads, max_heads)),
+            draw(st.sampled_from(head_dims)),
+            draw(dtype_st),
+            draw(st.sampled_from(page_sizes)),
+            layers,
+            draw(st.integers(0, layers - 1)),
+            draw(seeds()),
+        )
 
     return cases()
 
 
 @dataclasses.dataclass(frozen=True)
 class CatalogueCase:
-    """One catalogue top-k input: batch, table rows (row 0 is padding), dim, k, dtype, tied rows and a seed."""
+    """One catalogue top-k input: batch, table rows (row 0 is padding), dim, k, dtype, tied rows and a
+    seed."""
 
     batch: int
     num_items: int
@@ -421,7 +459,14 @@ def catalogue_cases(
         k = draw(st.one_of(st.integers(1, largest), st.just(largest)))
         spare = items - 2  # rows that can be made copies of row 1
         duplicates = draw(st.one_of(st.just(0), st.integers(0, spare), st.just(spare)))
-        return CatalogueCase(draw(st.integers(min_batch, max_batch)), items, draw(dim_st), k, draw(dtype_st),
-                             duplicates, draw(seeds()))
+        return CatalogueCase(
+            draw(st.integers(min_batch, max_batch)),
+            items,
+            draw(dim_st),
+            k,
+            draw(dtype_st),
+            duplicates,
+            draw(seeds()),
+        )
 
     return cases()

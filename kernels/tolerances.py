@@ -5,6 +5,7 @@ Both sides accumulate in fp32 and round once to the output dtype, so they differ
 (2^-10 for fp16, 2^-7 for bf16, with margin), atol the summation noise near zero, which grows like √terms for
 sums of unit-variance terms.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,8 @@ TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
 
 
 def tolerance(dtype: torch.dtype, *, terms: int = 1) -> dict[str, float]:
-    """``rtol``/``atol`` keywords for ``torch.testing.assert_close`` of a sum of ``terms`` unit-scale terms."""
+    """``rtol``/``atol`` keywords for ``torch.testing.assert_close`` of a sum of ``terms`` unit-scale
+    terms."""
     if dtype not in TOLERANCES:
         raise ValueError(f"tolerance | no tolerance for dtype={dtype}; known: {tuple(TOLERANCES)}")
     rtol, atol = TOLERANCES[dtype]

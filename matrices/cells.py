@@ -1,13 +1,25 @@
 """The cell: one point of a matrix, and the id that reads like it."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 PHASES = ("prefill", "decode", "rank")
-# Axes in the order a cell id spells them; `mode`, `kernel`, `embedding` and `scenario` appear only when not the
-# default.
-AXES = ("model", "backend", "mode", "precision", "batch", "seq_len", "phase", "kernel", "embedding", "scenario")
+# Axes in the order a cell id spells them; `mode`, `kernel`, `embedding` and `scenario` appear only when not
+# the default.
+AXES = (
+    "model",
+    "backend",
+    "mode",
+    "precision",
+    "batch",
+    "seq_len",
+    "phase",
+    "kernel",
+    "embedding",
+    "scenario",
+)
 DEFAULT_MODE = "eager"
 DEFAULT_KERNEL = "torch"
 # No embedding label: the preset's own placement (device for every shipped preset), today's ids unchanged.

@@ -4,6 +4,7 @@ User mistakes (a bad matrix, an unknown backend) become one-line messages in the
 never tracebacks; programming errors stay ordinary exceptions. Every later stage of the data flow (models,
 backends, bench, reports) imports from here, so the hierarchy lives in the first stage.
 """
+
 from __future__ import annotations
 
 
@@ -37,7 +38,8 @@ class RegistryError(HarnessError, ValueError):
 
 
 class OracleMismatch(HarnessError, AssertionError):
-    """A cell's outputs disagree with the fp32 reference beyond the tolerance; its numbers are still recorded."""
+    """A cell's outputs disagree with the fp32 reference beyond the tolerance; its numbers are still
+    recorded."""
 
 
 class ResultsError(HarnessError):

@@ -21,6 +21,7 @@ cell (bench/loadgen/settings.py). The query-count defaults are what LoadGen's ea
 percentiles, so a short run of a fast system is not INVALID for lack of queries alone. Mistakes are
 MatrixErrors naming file, line and field; importing this module registers the parser in SECTION_PARSERS.
 """
+
 from __future__ import annotations
 
 import math
@@ -114,23 +115,43 @@ def scenario_spec(matrix) -> ScenarioSpec:
 
 # ----------------------------------------------------------------------------------------------- parsing
 
-NESTED = {"batcher": BatcherSpec, "singlestream": SingleStreamSpec, "multistream": MultiStreamSpec,
-          "server": ServerSpec, "offline": OfflineSpec, "peak": PeakSpec}
+NESTED = {
+    "batcher": BatcherSpec,
+    "singlestream": SingleStreamSpec,
+    "multistream": MultiStreamSpec,
+    "server": ServerSpec,
+    "offline": OfflineSpec,
+    "peak": PeakSpec,
+}
 UNBOUNDED = math.inf
 # field: (kind, lowest, highest, lowest allowed itself); kinds: int, num, bool, ints; "?" allows null.
 RULES = {
-    "performance_sample_count": ("int", 1, 1_000_000, True), "seed": ("int", 0, 2**63 - 1, True),
-    "min_duration_ms": ("int", 1, 3_600_000, True), "min_query_count": ("int", 1, 100_000_000, True),
-    "accuracy": ("bool", None, None, None), "enabled": ("bool", None, None, None),
-    "max_wait_ms": ("num", 0, 10_000, True), "buckets": ("ints", 1, 65_536, True),
-    "percentile": ("num", 0, 0.9999, False), "expected_latency_ms": ("num?", 0, 3_600_000, False),
-    "samples_per_query": ("int", 1, 65_536, True), "target_qps": ("num?", 0, UNBOUNDED, False),
-    "latency_bound_ms": ("num", 0, 3_600_000, False), "expected_qps": ("num?", 0, UNBOUNDED, False),
-    "max_probes": ("int", 1, 64, True), "tolerance": ("num", 0, 0.9, False), "growth": ("num", 1, 100, False),
-    "min_qps": ("num", 0, UNBOUNDED, False), "max_qps": ("num", 0, UNBOUNDED, False),
+    "performance_sample_count": ("int", 1, 1_000_000, True),
+    "seed": ("int", 0, 2**63 - 1, True),
+    "min_duration_ms": ("int", 1, 3_600_000, True),
+    "min_query_count": ("int", 1, 100_000_000, True),
+    "accuracy": ("bool", None, None, None),
+    "enabled": ("bool", None, None, None),
+    "max_wait_ms": ("num", 0, 10_000, True),
+    "buckets": ("ints", 1, 65_536, True),
+    "percentile": ("num", 0, 0.9999, False),
+    "expected_latency_ms": ("num?", 0, 3_600_000, False),
+    "samples_per_query": ("int", 1, 65_536, True),
+    "target_qps": ("num?", 0, UNBOUNDED, False),
+    "latency_bound_ms": ("num", 0, 3_600_000, False),
+    "expected_qps": ("num?", 0, UNBOUNDED, False),
+    "max_probes": ("int", 1, 64, True),
+    "tolerance": ("num", 0, 0.9, False),
+    "growth": ("num", 1, 100, False),
+    "min_qps": ("num", 0, UNBOUNDED, False),
+    "max_qps": ("num", 0, UNBOUNDED, False),
 }
-EXAMPLES = {"scenario": "scenario: {min_duration_ms: 2000}", "scenario.server": "server: {latency_bound_ms: 10}",
-            "scenario.server.peak": "peak: {enabled: true}", "scenario.batcher": "batcher: {max_wait_ms: 1}"}
+EXAMPLES = {
+    "scenario": "scenario: {min_duration_ms: 2000}",
+    "scenario.server": "server: {latency_bound_ms: 10}",
+    "scenario.server.peak": "peak: {enabled: true}",
+    "scenario.batcher": "batcher: {max_wait_ms: 1}",
+}
 
 
 def parse_scenario(path: str, node: Any) -> ScenarioSpec:
@@ -138,25 +159,40 @@ def parse_scenario(path: str, node: Any) -> ScenarioSpec:
     spec = _block(path, node, ScenarioSpec, "scenario", getattr(node, "line", None))
     buckets = spec.batcher.buckets
     if list(buckets) != sorted(set(buckets)):
-        raise MatrixError(path, node["batcher"].lines["buckets"], "scenario.batcher.buckets",
-                          f"must be increasing without repeats, got {list(buckets)}; e.g. [1, 8, 32]")
+        raise MatrixError(
+            path,
+            node["batcher"].lines["buckets"],
+            "scenario.batcher.buckets",
+            f"must be increasing without repeats, got {list(buckets)}; e.g. [1, 8, 32]",
+        )
     if spec.multistream.samples_per_query > spec.performance_sample_count:
-        raise MatrixError(path, node["multistream"].lines["samples_per_query"],
-                          "scenario.multistream.samples_per_query",
-                          f"{spec.multistream.samples_per_query} is more than performance_sample_count="
-                          f"{spec.performance_sample_count}; lower it or draw more users")
+        raise MatrixError(
+            path,
+            node["multistream"].lines["samples_per_query"],
+            "scenario.multistream.samples_per_query",
+            f"{spec.multistream.samples_per_query} is more than performance_sample_count="
+            f"{spec.performance_sample_count}; lower it or draw more users",
+        )
     peak = spec.server.peak
     if peak.min_qps >= peak.max_qps:
         where = node["server"]["peak"]
-        raise MatrixError(path, where.lines.get("min_qps", where.line), "scenario.server.peak.min_qps",
-                          f"min_qps={peak.min_qps:g} must be below max_qps={peak.max_qps:g}")
+        raise MatrixError(
+            path,
+            where.lines.get("min_qps", where.line),
+            "scenario.server.peak.min_qps",
+            f"min_qps={peak.min_qps:g} must be below max_qps={peak.max_qps:g}",
+        )
     return spec
 
 
 def _block(path, node, cls, where: str, line):
     if not isinstance(node, LineDict):
-        raise MatrixError(path, getattr(node, "line", line), where,
-                          f"must be a mapping, e.g. `{EXAMPLES.get(where, where.rsplit('.', 1)[-1] + ': {}')}`")
+        raise MatrixError(
+            path,
+            getattr(node, "line", line),
+            where,
+            f"must be a mapping, e.g. `{EXAMPLES.get(where, where.rsplit('.', 1)[-1] + ': {}')}`",
+        )
     allowed = tuple(f.name for f in fields(cls))
     values = {}
     for key, value in node.items():
@@ -182,11 +218,15 @@ def _value(path, line, name, value, kind, low, high, low_ok):
     if kind == "ints":
         if not isinstance(value, LineList) or not value:
             raise MatrixError(path, line, name, "must be a non-empty list of integers, e.g. [1, 8, 32]")
-        return tuple(_value(path, item_line, f"{name}[{i}]", item, "int", low, high, low_ok)
-                     for i, (item, item_line) in enumerate(zip(value, value.lines)))
+        return tuple(
+            _value(path, item_line, f"{name}[{i}]", item, "int", low, high, low_ok)
+            for i, (item, item_line) in enumerate(zip(value, value.lines))
+        )
     integer = kind == "int"
     if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-        raise MatrixError(path, line, name, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        raise MatrixError(
+            path, line, name, f"must be {'an integer' if integer else 'a number'}, got {value!r}"
+        )
     if not math.isfinite(value):
         raise MatrixError(path, line, name, f"must be a finite number, got {value!r}; write a number")
     below = value < low or (value == low and not low_ok)

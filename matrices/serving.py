@@ -2,14 +2,14 @@
 
 ```yaml
 serving:
-  target: ensemble            # what requests go to: the ensemble (preprocess → genrec → postprocess) or genrec
-  max_batch_size: 64          # dynamic batching of every model in the repository
+  target: ensemble         # what requests go to: the ensemble (preprocess → genrec → postprocess) or genrec
+  max_batch_size: 64       # dynamic batching of every model in the repository
   preferred_batch_sizes: [16, 32]
-  max_queue_delay_us: 100     # how long genrec's batcher waits to fill a batch
-  instances: 1                # genrec instances (one Python stub process each)
-  instance_kind: auto         # auto (GPU when CUDA is there) | cpu | gpu
-  preselect: 2                # genrec returns preselect × k candidates; postprocess keeps the top k
-  cuda_graphs: true           # GPU instances replay one CUDA graph per batch bucket instead of eager launches
+  max_queue_delay_us: 100  # how long genrec's batcher waits to fill a batch
+  instances: 1             # genrec instances (one Python stub process each)
+  instance_kind: auto      # auto (GPU when CUDA is there) | cpu | gpu
+  preselect: 2             # genrec returns preselect × k candidates; postprocess keeps the top k
+  cuda_graphs: true        # GPU instances replay one CUDA graph per batch bucket instead of eager launches
   startup_timeout_s: 90
   sweep: {concurrency: [1, 2, 4, 8], warmup_s: 0.5, measure_s: 2.0, clients: 1}
   poisson: {rates: [100, 200], duration_s: 2.0, warmup_s: 0.5, clients: 1, seed: 0}
@@ -18,6 +18,7 @@ serving:
 Every key is optional; mistakes are MatrixErrors naming file, line and field. Importing this module registers
 the parser in `matrices.loader.SECTION_PARSERS`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -78,9 +79,19 @@ class ServingSpec:
 
     def repository_key(self) -> dict:
         """What changes the generated model repository (the load settings do not)."""
-        return {k: getattr(self, k) for k in ("target", "max_batch_size", "preferred_batch_sizes",
-                                              "max_queue_delay_us", "instances", "instance_kind", "preselect",
-                                              "cuda_graphs")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "target",
+                "max_batch_size",
+                "preferred_batch_sizes",
+                "max_queue_delay_us",
+                "instances",
+                "instance_kind",
+                "preselect",
+                "cuda_graphs",
+            )
+        }
 
 
 def serving_spec(matrix) -> ServingSpec:
@@ -90,46 +101,84 @@ def serving_spec(matrix) -> ServingSpec:
 
 # ----------------------------------------------------------------------------------------------- parsing
 
+
 def parse_serving(path: str, node: Any) -> ServingSpec:
     """Validate the `serving:` mapping into a ServingSpec."""
     where = "serving"
     _mapping(path, node, where)
-    values = _fields(path, node, ServingSpec, where, nested={"sweep": SweepSpec, "poisson": PoissonSpec,
-                                                            "perf_analyzer": PerfAnalyzerSpec})
+    values = _fields(
+        path,
+        node,
+        ServingSpec,
+        where,
+        nested={"sweep": SweepSpec, "poisson": PoissonSpec, "perf_analyzer": PerfAnalyzerSpec},
+    )
     spec = ServingSpec(**values)
     if spec.target not in TARGETS:
-        raise MatrixError(path, node.lines["target"], f"{where}.target",
-                          f"unknown target {spec.target!r}; choose one of: {', '.join(TARGETS)}")
+        raise MatrixError(
+            path,
+            node.lines["target"],
+            f"{where}.target",
+            f"unknown target {spec.target!r}; choose one of: {', '.join(TARGETS)}",
+        )
     if spec.instance_kind not in INSTANCE_KINDS:
-        raise MatrixError(path, node.lines["instance_kind"], f"{where}.instance_kind",
-                          f"unknown kind {spec.instance_kind!r}; choose one of: {', '.join(INSTANCE_KINDS)}")
+        raise MatrixError(
+            path,
+            node.lines["instance_kind"],
+            f"{where}.instance_kind",
+            f"unknown kind {spec.instance_kind!r}; choose one of: {', '.join(INSTANCE_KINDS)}",
+        )
     too_big = [b for b in spec.preferred_batch_sizes if b > spec.max_batch_size]
     if too_big:
-        raise MatrixError(path, node.lines["preferred_batch_sizes"], f"{where}.preferred_batch_sizes",
-                          f"{too_big[0]} is larger than max_batch_size={spec.max_batch_size}; lower it")
+        raise MatrixError(
+            path,
+            node.lines["preferred_batch_sizes"],
+            f"{where}.preferred_batch_sizes",
+            f"{too_big[0]} is larger than max_batch_size={spec.max_batch_size}; lower it",
+        )
     return spec
 
 
 _RULES = {
     # field: (kind, minimum, strictly greater)
-    "max_batch_size": ("int", 1, False), "max_queue_delay_us": ("int", 0, False), "instances": ("int", 1, False),
-    "preselect": ("int", 1, False), "startup_timeout_s": ("num", 0, True), "warmup_s": ("num", 0, False),
-    "measure_s": ("num", 0, True), "duration_s": ("num", 0, True), "clients": ("int", 1, False),
-    "seed": ("int", 0, False), "measurement_interval_ms": ("int", 1, False),
-    "stability_percentage": ("num", 0, True), "max_trials": ("int", 1, False),
-    "preferred_batch_sizes": ("ints", 1, False), "concurrency": ("ints", 1, False), "rates": ("nums", 0, True),
-    "target": ("str", None, False), "instance_kind": ("str", None, False), "cuda_graphs": ("bool", None, False),
+    "max_batch_size": ("int", 1, False),
+    "max_queue_delay_us": ("int", 0, False),
+    "instances": ("int", 1, False),
+    "preselect": ("int", 1, False),
+    "startup_timeout_s": ("num", 0, True),
+    "warmup_s": ("num", 0, False),
+    "measure_s": ("num", 0, True),
+    "duration_s": ("num", 0, True),
+    "clients": ("int", 1, False),
+    "seed": ("int", 0, False),
+    "measurement_interval_ms": ("int", 1, False),
+    "stability_percentage": ("num", 0, True),
+    "max_trials": ("int", 1, False),
+    "preferred_batch_sizes": ("ints", 1, False),
+    "concurrency": ("ints", 1, False),
+    "rates": ("nums", 0, True),
+    "target": ("str", None, False),
+    "instance_kind": ("str", None, False),
+    "cuda_graphs": ("bool", None, False),
 }
 
 
-EXAMPLES = {"serving": "serving: {max_batch_size: 64}", "serving.sweep": "sweep: {concurrency: [1, 4]}",
-            "serving.poisson": "poisson: {rates: [100]}", "serving.perf_analyzer": "perf_analyzer: {max_trials: 6}"}
+EXAMPLES = {
+    "serving": "serving: {max_batch_size: 64}",
+    "serving.sweep": "sweep: {concurrency: [1, 4]}",
+    "serving.poisson": "poisson: {rates: [100]}",
+    "serving.perf_analyzer": "perf_analyzer: {max_trials: 6}",
+}
 
 
 def _mapping(path, node, where, line=None):
     if not isinstance(node, LineDict):
-        raise MatrixError(path, getattr(node, "line", line), where,
-                          f"must be a mapping, e.g. `{EXAMPLES.get(where, 'key: value')}`")
+        raise MatrixError(
+            path,
+            getattr(node, "line", line),
+            where,
+            f"must be a mapping, e.g. `{EXAMPLES.get(where, 'key: value')}`",
+        )
 
 
 def _fields(path, node: LineDict, cls, where: str, nested: dict | None = None) -> dict:
@@ -159,20 +208,26 @@ def _value(path, line, name, value, kind, minimum, strict):
         return value
     if kind in ("ints", "nums"):
         if not isinstance(value, LineList) or not value:
-            raise MatrixError(path, line, name, f"must be a non-empty list, e.g. `{name.rsplit('.', 1)[-1]}: "
-                                                f"[1, 2, 4]`")
-        items = tuple(_value(path, item_line, f"{name}[{i}]", item, kind[:-1], minimum, strict)
-                      for i, (item, item_line) in enumerate(zip(value, value.lines)))
+            raise MatrixError(
+                path, line, name, f"must be a non-empty list, e.g. `{name.rsplit('.', 1)[-1]}: [1, 2, 4]`"
+            )
+        items = tuple(
+            _value(path, item_line, f"{name}[{i}]", item, kind[:-1], minimum, strict)
+            for i, (item, item_line) in enumerate(zip(value, value.lines))
+        )
         if len(set(items)) != len(items):
             raise MatrixError(path, line, name, f"lists a value twice: {list(items)}; list each once")
         return items
     integer = kind == "int"
     ok = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok:
-        raise MatrixError(path, line, name, f"must be {'an integer' if integer else 'a number'}, got {value!r}")
+        raise MatrixError(
+            path, line, name, f"must be {'an integer' if integer else 'a number'}, got {value!r}"
+        )
     if value < minimum or (strict and value == minimum):
-        raise MatrixError(path, line, name,
-                          f"must be {'greater than' if strict else 'at least'} {minimum}, got {value}")
+        raise MatrixError(
+            path, line, name, f"must be {'greater than' if strict else 'at least'} {minimum}, got {value}"
+        )
     return value if integer else float(value)
 
 

@@ -5,10 +5,11 @@ the line, so mappings and lists are built as subclasses that carry the 1-based l
 
 A matrix is small, hand-written configuration, so the loader takes YAML's plain subset and refuses the rest in
 one line each, before anything is expanded: files over MAX_BYTES, nesting deeper than MAX_DEPTH, anchors and
-aliases (a billion-laughs file expands them exponentially; a recursive one never ends), merge keys, custom tags,
-and YAML 1.1's surprising scalars — `032` (octal 26), `1:00` (sexagesimal 60), `0x20`, `.nan`, `.inf`,
+aliases (a billion-laughs file expands them exponentially; a recursive one never ends), merge keys, custom
+tags, and YAML 1.1's surprising scalars — `032` (octal 26), `1:00` (sexagesimal 60), `0x20`, `.nan`, `.inf`,
 `yes`/`no`/`on`/`off` — which would change a number or a word silently.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,28 +52,51 @@ def _check_tag(node: yaml.Node, path: str, where: str) -> None:
     if node.tag == _TAG + "merge":
         raise MatrixError(path, _line(node), where, "merge keys (<<) are not supported; write the keys out")
     if node.tag not in PLAIN_TAGS:
-        raise MatrixError(path, _line(node), where, f"tag {node.tag!r} is not supported; plain strings, "
-                                                     f"numbers, booleans, dates, lists and mappings only")
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            f"tag {node.tag!r} is not supported; plain strings, "
+            f"numbers, booleans, dates, lists and mappings only",
+        )
 
 
 def _scalar(node: yaml.ScalarNode, path: str, where: str) -> Any:
     """The scalar as written: a number only when its text is a plain decimal number."""
     text, tag, explicit = node.value, node.tag, node.style is not None
     if tag == _TAG + "int" and not _DECIMAL.fullmatch(text):
-        raise MatrixError(path, _line(node), where, f"{text!r} is not a plain decimal integer (YAML 1.1 reads "
-                                                     f"it as something else); write the number in decimal, or "
-                                                     f"quote it to mean text")
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            f"{text!r} is not a plain decimal integer (YAML 1.1 reads "
+            f"it as something else); write the number in decimal, or "
+            f"quote it to mean text",
+        )
     if tag == _TAG + "float" and not explicit and not _FLOAT.fullmatch(text):
-        raise MatrixError(path, _line(node), where, f"{text!r} is not a finite decimal number; matrices take "
-                                                     f"finite numbers only (no .nan, .inf or 1:30)")
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            f"{text!r} is not a finite decimal number; matrices take "
+            f"finite numbers only (no .nan, .inf or 1:30)",
+        )
     if tag == _TAG + "bool" and not _BOOL.fullmatch(text):
-        raise MatrixError(path, _line(node), where, f"{text!r} reads as a boolean in YAML 1.1; write true or "
-                                                     f"false, or quote it to mean text")
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            f"{text!r} reads as a boolean in YAML 1.1; write true or false, or quote it to mean text",
+        )
     try:
         value = _SCALARS.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, TypeError) as exc:
-        raise MatrixError(path, _line(node), where, f"{text!r} cannot be read as {tag.rsplit(':', 1)[-1]}: "
-                                                     f"{str(exc).splitlines()[0]}") from None
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            f"{text!r} cannot be read as {tag.rsplit(':', 1)[-1]}: {str(exc).splitlines()[0]}",
+        ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise MatrixError(path, _line(node), where, f"{text!r} is not a finite number; write a finite number")
     return value
@@ -81,10 +105,16 @@ def _scalar(node: yaml.ScalarNode, path: str, where: str) -> Any:
 def _build(node: yaml.Node, path: str, depth: int, seen: set[int], where: str) -> Any:
     """`where` names the node as the loader's errors do (`axes.batch[1]`), `yaml` at the top."""
     if depth > MAX_DEPTH:
-        raise MatrixError(path, _line(node), where, f"nested deeper than {MAX_DEPTH} levels; a matrix is flat")
+        raise MatrixError(
+            path, _line(node), where, f"nested deeper than {MAX_DEPTH} levels; a matrix is flat"
+        )
     if id(node) in seen:  # the composer hands an alias back as the very node its anchor named
-        raise MatrixError(path, _line(node), where, "anchors and aliases (&name / *name) are not supported; "
-                                                     "write the values out")
+        raise MatrixError(
+            path,
+            _line(node),
+            where,
+            "anchors and aliases (&name / *name) are not supported; write the values out",
+        )
     seen.add(id(node))
     _check_tag(node, path, where)
     if isinstance(node, yaml.MappingNode):
@@ -96,13 +126,21 @@ def _build(node: yaml.Node, path: str, depth: int, seen: set[int], where: str) -
             _check_tag(key_node, path, where)
             key = _scalar(key_node, path, where)
             if key in out:
-                raise MatrixError(path, _line(key_node), str(key),
-                                  f"duplicate key (first at line {out.lines[key]}); keep one of them")
-            out[key] = _build(value_node, path, depth + 1, seen, str(key) if where == "yaml" else f"{where}.{key}")
+                raise MatrixError(
+                    path,
+                    _line(key_node),
+                    str(key),
+                    f"duplicate key (first at line {out.lines[key]}); keep one of them",
+                )
+            out[key] = _build(
+                value_node, path, depth + 1, seen, str(key) if where == "yaml" else f"{where}.{key}"
+            )
             out.lines[key] = _line(key_node)
         return out
     if isinstance(node, yaml.SequenceNode):
-        out = LineList(_build(item, path, depth + 1, seen, f"{where}[{i}]") for i, item in enumerate(node.value))
+        out = LineList(
+            _build(item, path, depth + 1, seen, f"{where}[{i}]") for i, item in enumerate(node.value)
+        )
         out.line = _line(node)
         out.lines = [_line(item) for item in node.value]
         return out
@@ -118,19 +156,28 @@ def load_yaml(path: str) -> Any:
         with open(path, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
-        raise MatrixError(path, None, "file",
-                          "not found; pass --matrix with the path of a matrix YAML file") from None
+        raise MatrixError(
+            path, None, "file", "not found; pass --matrix with the path of a matrix YAML file"
+        ) from None
     except IsADirectoryError:
-        raise MatrixError(path, None, "file", "is a directory; pass --matrix with a matrix YAML file") from None
+        raise MatrixError(
+            path, None, "file", "is a directory; pass --matrix with a matrix YAML file"
+        ) from None
     except OSError as exc:
         raise MatrixError(path, None, "file", f"cannot be read ({exc.__class__.__name__}: {exc})") from None
     if len(data) > MAX_BYTES:
-        raise MatrixError(path, None, "file", f"is larger than {MAX_BYTES // 1024} KiB; a matrix is a short "
-                                              f"hand-written file")
+        raise MatrixError(
+            path,
+            None,
+            "file",
+            f"is larger than {MAX_BYTES // 1024} KiB; a matrix is a short hand-written file",
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MatrixError(path, None, "file", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+        raise MatrixError(
+            path, None, "file", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -140,8 +187,12 @@ def load_yaml(path: str) -> Any:
     except yaml.YAMLError as exc:
         raise MatrixError(path, None, "yaml", f"not valid YAML: {str(exc).splitlines()[0]}") from None
     except RecursionError:
-        raise MatrixError(path, None, "yaml", f"nested deeper than the parser can follow; a matrix is flat "
-                                              f"(at most {MAX_DEPTH} levels)") from None
+        raise MatrixError(
+            path,
+            None,
+            "yaml",
+            f"nested deeper than the parser can follow; a matrix is flat (at most {MAX_DEPTH} levels)",
+        ) from None
     if node is None:
         raise MatrixError(path, None, "file", "is empty; a matrix needs at least an `axes:` mapping")
     return _build(node, path, 0, set(), "yaml")

@@ -1,4 +1,5 @@
 """The generative recommender, its presets and its synthetic workload."""
+
 from genrec_bench.models.config import ModelConfig, WorkloadConfig, preset, presets
 from genrec_bench.models.inputs import phase_inputs
 from genrec_bench.models.recommender import PHASE_INPUTS, PHASE_OUTPUTS, GenerativeRecommender, PhaseModule
@@ -11,5 +12,16 @@ def build_model(name_or_cfg, kernel: str = "torch") -> GenerativeRecommender:
     return GenerativeRecommender(cfg, kernel=kernel)
 
 
-__all__ = ["ModelConfig", "WorkloadConfig", "preset", "presets", "phase_inputs", "PHASE_INPUTS",
-           "PHASE_OUTPUTS", "GenerativeRecommender", "PhaseModule", "draw", "build_model"]
+__all__ = [
+    "ModelConfig",
+    "WorkloadConfig",
+    "preset",
+    "presets",
+    "phase_inputs",
+    "PHASE_INPUTS",
+    "PHASE_OUTPUTS",
+    "GenerativeRecommender",
+    "PhaseModule",
+    "draw",
+    "build_model",
+]

@@ -1,4 +1,5 @@
 """Model presets: YAML → frozen ModelConfig."""
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,10 @@ PRESETS_FILE = Path(__file__).with_name("presets.yaml")
 class PresetError(ValueError):
     """An unknown preset name, or a malformed models/presets.yaml; the message names the file and preset.
 
-    models/ is a library of its own (the harness imports it, never the reverse), so its errors are its own; the
-    harness reports them as one line like its own errors."""
+    models/ is a library of its own (the harness imports it, never the reverse), so its errors are its own;
+    the harness reports them as one line like its own errors."""
+
+
 ATTENTIONS = ("hstu", "softmax")
 LENGTH_DISTRIBUTIONS = ("lognormal", "uniform", "fixed")
 
@@ -27,11 +30,12 @@ LENGTH_DISTRIBUTIONS = ("lognormal", "uniform", "fixed")
 class WorkloadConfig:
     """How synthetic users are drawn: Zipf item popularity and jagged history lengths.
 
-    lengths: `lognormal` (median half the sequence, spread `length_sigma`), `uniform` in [min_length, seq_len],
-    or `fixed` (every history full). Two kinds of user a plain draw rarely or never gives, each a share of the
-    batch, so the edges of the input contract are exercised on purpose: `empty_share` users with no history at
-    all (cold start), and `overlong_share` users whose raw history is longer than the window (up to twice): the
-    model sees their latest items, and a served model's preprocess must cut them the same way.
+    lengths: `lognormal` (median half the sequence, spread `length_sigma`), `uniform` in
+    [min_length, seq_len], or `fixed` (every history full). Two kinds of user a plain draw rarely or never
+    gives, each a share of the batch, so the edges of the input contract are exercised on purpose:
+    `empty_share` users with no history at all (cold start), and `overlong_share` users whose raw history is
+    longer than the window (up to twice): the model sees their latest items, and a served model's preprocess
+    must cut them the same way.
     """
 
     zipf_alpha: float = 1.1
@@ -105,7 +109,9 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 @cache
 def presets() -> dict[str, ModelConfig]:
     """Every preset in models/presets.yaml, by name."""
-    raw = yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))  # not the locale's (ASCII in the Triton stub)
+    raw = yaml.safe_load(
+        PRESETS_FILE.read_text(encoding="utf-8")
+    )  # not the locale's (ASCII in the Triton stub)
     out = {}
     for name, spec in raw.items():
         spec = dict(spec)

@@ -1,9 +1,9 @@
 """The recommender's HSTU encoder run jagged through the Triton kernels: what ``kernel="triton"`` means.
 
 The padded [B, S] histories become jagged once, at the start: T rows, T = Σ max(length, 1) (an empty history
-keeps its first slot, read as the padding id 0, exactly as the padded encoder reads it), with offsets [B+1]. Every
-block then works on [T, d] rows: the projections and norms touch no padding and attention is the jagged Triton
-kernel (kernels/hstu_attention). Decode runs one row per user against the paged KV cache that
+keeps its first slot, read as the padding id 0, exactly as the padded encoder reads it), with offsets [B+1].
+Every block then works on [T, d] rows: the projections and norms touch no padding and attention is the jagged
+Triton kernel (kernels/hstu_attention). Decode runs one row per user against the paged KV cache that
 ``build_cache`` writes (kernels/hstu_attention/paged_cache.py: the history is written once, each decode
 step writes its token at position ``length`` and never moves the history). The catalogue step is the
 Triton top-k (kernels/catalogue_topk), which never holds the [B, N] logits.
@@ -15,6 +15,7 @@ padding, the projections do not), which stays right for whatever lengths the cap
 The kernel calls are hidden from torch.compile (``torch.compiler.disable``): it compiles the dense layers
 between them, and the kernels run as they are.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,8 @@ _catalogue_topk = torch.compiler.disable(catalogue_topk)
 
 
 def row_count(ids: torch.Tensor, offsets: torch.Tensor) -> int:
-    """How many rows the jagged encoder runs: the real T (one host sync), or all B·S under CUDA-graph capture."""
+    """How many rows the jagged encoder runs: the real T (one host sync), or all B·S under CUDA-graph
+    capture."""
     if ids.is_cuda and torch.cuda.is_current_stream_capturing():
         return ids.numel()
     return int(offsets[-1])
@@ -69,14 +71,17 @@ def encode(model, ids: torch.Tensor, lengths: torch.Tensor):
     width = ids.shape[1]
     keys, vals = [], []
     for block in model.blocks:
-        x, k, v = _block(block, x, lambda q, k, v: _attention(q, k, v, offsets, max_seq_len=width, kernel="triton"))
+        x, k, v = _block(
+            block, x, lambda q, k, v: _attention(q, k, v, offsets, max_seq_len=width, kernel="triton")
+        )
         keys.append(k)
         vals.append(v)
     return model.norm_out(x[offsets[1:] - 1]), keys, vals, offsets
 
 
 def build_cache(model, ids: torch.Tensor, lengths: torch.Tensor):
-    """The prefill's write of the paged KV caches (keys, values) of a history, with room for the next token."""
+    """The prefill's write of the paged KV caches (keys, values) of a history, with room for the next
+    token."""
     _, keys, values, offsets = encode(model, ids, lengths)
     return paged_caches_from_jagged(keys, values, offsets, lengths, width=ids.shape[1] + 1)
 
@@ -85,8 +90,13 @@ def decode(model, new_ids: torch.Tensor, lengths: torch.Tensor, k_cache, v_cache
     """One new item per user on the paged caches → the normalised last hidden state [B, d]."""
     x = model.item_emb(new_ids) + model.pos_emb(lengths)
     for layer, block in enumerate(model.blocks):
-        x, _, _ = _block(block, x, lambda q, k, v, layer=layer: _decode_attention(
-            q, k, v, k_cache, v_cache, lengths, layer=layer, kernel="triton"))
+        x, _, _ = _block(
+            block,
+            x,
+            lambda q, k, v, layer=layer: _decode_attention(
+                q, k, v, k_cache, v_cache, lengths, layer=layer, kernel="triton"
+            ),
+        )
     return model.norm_out(x)
 
 

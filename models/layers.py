@@ -1,9 +1,11 @@
 """Decoder blocks: HSTU (pointwise SiLU attention with gating) and a standard causal softmax transformer.
 
 Both return the block output plus the layer's keys and values, so one code path serves prefill (full causal
-attention, keys/values become the KV cache) and decode (one query against cache + itself). Everything is written
-with static shapes and no host synchronisation, so the same module exports to ONNX, compiles and graph-captures.
+attention, keys/values become the KV cache) and decode (one query against cache + itself). Everything is
+written with static shapes and no host synchronisation, so the same module exports to ONNX, compiles and
+graph-captures.
 """
+
 from __future__ import annotations
 
 import math

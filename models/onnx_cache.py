@@ -1,4 +1,5 @@
-"""On-disk cache of exported ONNX files: one self-contained file per key, written atomically, verified on load.
+"""On-disk cache of exported ONNX files: one self-contained file per key, written atomically, verified on
+load.
 
 Layout under `cache_root()` (`$GENREC_CACHE_DIR/onnx`, default `<repo>/.genrec-cache/onnx`):
 
@@ -11,6 +12,7 @@ truncated or overwritten afterwards, a manifest from another key — is a miss: 
 loaded. Writes go to a temporary file in the same directory and are renamed into place (atomic on POSIX), the
 model first and the manifest last, so a reader never sees a manifest for a file that is not fully there.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,7 +67,8 @@ class Entry:
 
 
 class OnnxCache:
-    """Get-or-build of exported files under `root`; `build(tmp_path)` writes one file and raises on failure."""
+    """Get-or-build of exported files under `root`; `build(tmp_path)` writes one file and raises on
+    failure."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else cache_root()
@@ -92,10 +95,17 @@ class OnnxCache:
         if stamp in _verified:
             return Entry(model, manifest, built=False), "cached, verified earlier in this process"
         if stat.st_size != manifest.get("size"):
-            return None, f"size mismatch: {model.name} is {stat.st_size} bytes, manifest says {manifest.get('size')}"
+            return (
+                None,
+                f"size mismatch: {model.name} is {stat.st_size} bytes, manifest says {manifest.get('size')}",
+            )
         digest = file_sha256(model)
         if digest != manifest.get("sha256"):
-            return None, f"sha256 mismatch: {model.name} is {digest[:12]}…, manifest says {manifest.get('sha256', '')[:12]}…"
+            return (
+                None,
+                f"sha256 mismatch: {model.name} is {digest[:12]}…, "
+                f"manifest says {manifest.get('sha256', '')[:12]}…",
+            )
         try:
             check_onnx(model)
         except Exception as exc:  # noqa: BLE001 — any checker failure is a corrupt entry: rebuild it
@@ -103,7 +113,9 @@ class OnnxCache:
         _verified.add(stamp)
         return Entry(model, manifest, built=False), "cached, sha256 and onnx.checker verified"
 
-    def get_or_build(self, stem: str, key: str, fields: dict, build: Callable[[Path], dict]) -> tuple[Entry, str]:
+    def get_or_build(
+        self, stem: str, key: str, fields: dict, build: Callable[[Path], dict]
+    ) -> tuple[Entry, str]:
         """The entry for `key`, building it with `build(tmp_path) -> extra manifest fields` on a miss."""
         entry, why = self.lookup(stem, key)
         if entry is not None:
@@ -116,8 +128,14 @@ class OnnxCache:
         try:
             extra = build(tmp)
             check_onnx(tmp)
-            manifest = {"key": key, **fields, **extra, "file": model.name, "size": tmp.stat().st_size,
-                        "sha256": file_sha256(tmp)}
+            manifest = {
+                "key": key,
+                **fields,
+                **extra,
+                "file": model.name,
+                "size": tmp.stat().st_size,
+                "sha256": file_sha256(tmp),
+            }
             _readable(tmp)
             os.replace(tmp, model)
             _atomic_write_text(manifest_path, json.dumps(manifest, indent=1, sort_keys=True))

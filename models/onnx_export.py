@@ -3,8 +3,9 @@
 Exporter: torch's dynamo-based exporter, `torch.onnx.export(..., dynamo=True)` (torch.export → ONNX through
 onnxscript), at opset 20. Why this one rather than the TorchScript tracer:
 - dynamic shapes are declared as `torch.export.Dim`s and *checked*: if the model's code specialises a dynamic
-  axis (a Python int taken from a shape, a 0/1 special case), export fails with the guard that did it, where the
-  tracer would silently bake the example's size into the graph and give wrong answers at another batch size;
+  axis (a Python int taken from a shape, a 0/1 special case), export fails with the guard that did it, where
+  the tracer would silently bake the example's size into the graph and give wrong answers at another batch
+  size;
 - it is the exporter torch maintains (the TorchScript one is deprecated) and the one the kernels' torch
   references were written for (ScatterElements/CumSum/Gather, no data-dependent control flow);
 - its cost is the export time (≈5 s a phase for `tiny` on two cores, vs <1 s traced), paid once per cache key.
@@ -15,13 +16,14 @@ Shapes: batch is dynamic in every phase; the history length (`ids`' second axis,
 dynamic in every phase up to the preset's max_seq_len. The catalogue, k, layer/head counts, context features
 and candidate count are static. Inputs are named as in models.PHASE_INPUTS, outputs ("scores", "items").
 
-Precision: fp16 files are exported from a `.half()` copy of the model, so the graph computes in fp16 end to end
-with int64 ids/lengths/items, fp16 KV-cache inputs (decode) and fp16 scores — the same policy as the torch
+Precision: fp16 files are exported from a `.half()` copy of the model, so the graph computes in fp16 end to
+end with int64 ids/lengths/items, fp16 KV-cache inputs (decode) and fp16 scores — the same policy as the torch
 backend's weights cast. bf16 is not exported: numpy (the I/O path of ONNX Runtime's Python API) has no bf16
 dtype and ORT's CPU/CUDA kernels cover few bf16 ops, so ORT cells are fp32 and fp16 only.
 
 Only kernel="torch" exports: the Triton kernels are launches of GPU binaries that no ONNX op represents.
 """
+
 from __future__ import annotations
 
 import copy
@@ -71,9 +73,15 @@ class OnnxExport:
 
     def info(self) -> dict:
         """What a record says about the file it ran."""
-        return {"path": str(self.path), "sha256": self.manifest["sha256"], "size_bytes": self.manifest["size"],
-                "opset": self.manifest["opset"], "exporter": self.manifest["exporter"],
-                "cache": self.status, "prepare_s": round(self.seconds, 3)}
+        return {
+            "path": str(self.path),
+            "sha256": self.manifest["sha256"],
+            "size_bytes": self.manifest["size"],
+            "opset": self.manifest["opset"],
+            "exporter": self.manifest["exporter"],
+            "cache": self.status,
+            "prepare_s": round(self.seconds, 3),
+        }
 
 
 def _versions() -> dict:
@@ -94,8 +102,16 @@ def _source_hash() -> str:
 
 def export_fields(cfg: ModelConfig, phase: str, precision: str) -> dict:
     """The cache key's fields: model config fingerprint, phase, precision, opset, exporter and versions."""
-    return {"model": cfg.name, "fingerprint": cfg.fingerprint(), "phase": phase, "precision": precision,
-            "opset": OPSET, "exporter": EXPORTER, "sources": _source_hash(), **_versions()}
+    return {
+        "model": cfg.name,
+        "fingerprint": cfg.fingerprint(),
+        "phase": phase,
+        "precision": precision,
+        "opset": OPSET,
+        "exporter": EXPORTER,
+        "sources": _source_hash(),
+        **_versions(),
+    }
 
 
 def dynamic_shapes(phase: str, cfg: ModelConfig) -> tuple:
@@ -111,11 +127,14 @@ def dynamic_shapes(phase: str, cfg: ModelConfig) -> tuple:
 
 
 def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest: Path) -> dict:
-    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises ExportError."""
+    """Export one phase of `model` (fp32 CPU weights) in `precision` to the file `dest`; raises
+    ExportError."""
     where = f"onnx-export | {model.cfg.name}/{phase}/{precision}"
     if precision not in EXPORT_DTYPES:
-        raise ExportError(f"{where}: precision {precision!r} is not exported; exported: "
-                           f"{', '.join(EXPORT_DTYPES)} (no numpy bf16 for ONNX Runtime I/O)")
+        raise ExportError(
+            f"{where}: precision {precision!r} is not exported; exported: "
+            f"{', '.join(EXPORT_DTYPES)} (no numpy bf16 for ONNX Runtime I/O)"
+        )
     if phase not in PHASE_INPUTS:
         raise ExportError(f"{where}: unknown phase; phases: {', '.join(PHASE_INPUTS)}")
     dtype = EXPORT_DTYPES[precision]
@@ -130,11 +149,21 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
             warnings.simplefilter("ignore")
             # One stated path: torch.export in non-strict mode, then the ONNX translation of that program.
             # (torch.onnx.export given the module would try non-strict and silently retry strict on failure.)
-            exported = torch.export.export(PhaseModule(net, phase).eval(), example,
-                                           dynamic_shapes=dynamic_shapes(phase, model.cfg), strict=False)
-            program = torch.onnx.export(exported, dynamo=True, opset_version=OPSET,
-                                        input_names=list(PHASE_INPUTS[phase]), output_names=list(PHASE_OUTPUTS),
-                                        optimize=True, verbose=False)
+            exported = torch.export.export(
+                PhaseModule(net, phase).eval(),
+                example,
+                dynamic_shapes=dynamic_shapes(phase, model.cfg),
+                strict=False,
+            )
+            program = torch.onnx.export(
+                exported,
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=list(PHASE_INPUTS[phase]),
+                output_names=list(PHASE_OUTPUTS),
+                optimize=True,
+                verbose=False,
+            )
             # Weights inside the file: the presets stay under protobuf's 2 GB (base: 1M×256 fp32 ≈ 1 GB).
             program.save(str(dest), external_data=False)
     except Exception as exc:
@@ -142,8 +171,9 @@ def export_phase(model: GenerativeRecommender, phase: str, precision: str, dest:
     return {"capture": "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"}
 
 
-def exported_model(model: GenerativeRecommender, phase: str, precision: str,
-                   cache: OnnxCache | None = None) -> OnnxExport:
+def exported_model(
+    model: GenerativeRecommender, phase: str, precision: str, cache: OnnxCache | None = None
+) -> OnnxExport:
     """The cached export of (model's preset, phase, precision), exported now if missing or corrupt."""
     cache = cache or OnnxCache()
     fields = export_fields(model.cfg, phase, precision)
@@ -163,8 +193,14 @@ def exported_model(model: GenerativeRecommender, phase: str, precision: str,
         raise
     except Exception as exc:  # checker or filesystem failure of a fresh export: still one line
         raise ExportError(f"onnx-export | {stem}: {root_cause(exc)}") from exc
-    return OnnxExport(path=entry.path, sha256=entry.manifest["sha256"], manifest=entry.manifest,
-                      built=entry.built, status=status, seconds=time.perf_counter() - start)
+    return OnnxExport(
+        path=entry.path,
+        sha256=entry.manifest["sha256"],
+        manifest=entry.manifest,
+        built=entry.built,
+        status=status,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def root_cause(exc: BaseException) -> str:

@@ -4,16 +4,17 @@
 - decode(new_ids, lengths, k_cache, v_cache) → one new item per user on a KV cache → top-k;
 - rank(ids, lengths, context, candidates) → candidate scores through a DLRM-style dot interaction + MLP.
 
-Histories are right-padded [B, S] with id 0 as padding; `lengths` [B] counts the real items. Every phase returns
-(scores [B, k], items [B, k]), best first. The interaction and the history pooling go through the `kernels`
-dispatch functions, so `kernel=` switches them between the torch reference and the Triton kernels. With
-`kernel="triton"` the catalogue top-k is the Triton kernel too, and HSTU models run their encoder jagged end
-to end (models/jagged_encoder.py), decode on a paged KV cache; `kernel="torch"` is the padded model below.
+Histories are right-padded [B, S] with id 0 as padding; `lengths` [B] counts the real items. Every phase
+returns (scores [B, k], items [B, k]), best first. The interaction and the history pooling go through the
+`kernels` dispatch functions, so `kernel=` switches them between the torch reference and the Triton kernels.
+With `kernel="triton"` the catalogue top-k is the Triton kernel too, and HSTU models run their encoder jagged
+end to end (models/jagged_encoder.py), decode on a paged KV cache; `kernel="torch"` is the padded model below.
 
-Item rows are looked up in one step per call (`_item_lookup`): with the table on the device (`item_emb` a plain
-nn.Embedding, what ONNX export sees) that is the table itself and the ids unchanged; a placement from
+Item rows are looked up in one step per call (`_item_lookup`): with the table on the device (`item_emb` a
+plain nn.Embedding, what ONNX export sees) that is the table itself and the ids unchanged; a placement from
 models/embedding (host memory, or a device cache of it) hands back its own table and the ids' rows in it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -72,7 +73,9 @@ class GenerativeRecommender(nn.Module):
             # One more position than the longest history: a decode step writes at position `length`.
             self.pos_emb = nn.Embedding(cfg.max_seq_len + 1, d)
             nn.init.normal_(self.pos_emb.weight, std=0.02)
-            self.blocks = nn.ModuleList(BLOCKS[cfg.attention](d, cfg.num_heads) for _ in range(cfg.num_layers))
+            self.blocks = nn.ModuleList(
+                BLOCKS[cfg.attention](d, cfg.num_heads) for _ in range(cfg.num_layers)
+            )
             self.norm_out = nn.LayerNorm(d)
             self.context_emb = nn.ModuleList(nn.Embedding(v, d) for v in cfg.context_vocab)
             width = d + cfg.num_features * (cfg.num_features - 1) // 2
@@ -86,7 +89,8 @@ class GenerativeRecommender(nn.Module):
     # ------------------------------------------------------------------ item rows
 
     def _item_lookup(self, *ids):
-        """(table, ids') with table[ids'] the item row of every id: one lookup step for all id tensors of a call."""
+        """(table, ids') with table[ids'] the item row of every id: one lookup step for all id tensors of a
+        call."""
         if isinstance(self.item_emb, nn.Embedding):
             return self.item_emb.weight, ids
         return self.item_emb.remap(*ids)
@@ -101,15 +105,15 @@ class GenerativeRecommender(nn.Module):
     # ------------------------------------------------------------------ encoder
 
     def _jagged(self) -> bool:
-        """kernel="triton" on HSTU blocks: the encoder runs jagged through the Triton kernels (item table on the
-        device: the plan skips other placements with kernel=triton)."""
+        """kernel="triton" on HSTU blocks: the encoder runs jagged through the Triton kernels (item table on
+        the device: the plan skips other placements with kernel=triton)."""
         return self.kernel == "triton" and self.cfg.attention == "hstu"
 
     @staticmethod
     def _history(ids, lengths):
-        """Whatever a caller leaves past a user's length is padding: read as id 0 (before any lookup step, which
-        may renumber ids). Causal attention already keeps padding out of every real position; this keeps it out
-        of an empty history's state too (read at position 0)."""
+        """Whatever a caller leaves past a user's length is padding: read as id 0 (before any lookup step,
+        which may renumber ids). Causal attention already keeps padding out of every real position; this keeps
+        it out of an empty history's state too (read at position 0)."""
         pos = torch.arange(ids.shape[1], device=ids.device)
         return ids.masked_fill(pos.unsqueeze(0) >= lengths.unsqueeze(1), 0)
 
@@ -160,7 +164,8 @@ class GenerativeRecommender(nn.Module):
 
     def build_cache(self, ids, lengths):
         """KV cache of a history: ([L, B, H, S, dh], [L, B, H, S, dh]); positions ≥ length are never read.
-        Jagged (kernel="triton"): a pair of PagedCache (keys, values), see kernels/hstu_attention/paged_cache.py."""
+        Jagged (kernel="triton"): a pair of PagedCache (keys, values), see
+        kernels/hstu_attention/paged_cache.py."""
         if self._jagged():
             return jagged_encoder.build_cache(self, ids, lengths)
         _, keys, values = self._encode(ids, lengths)
@@ -204,8 +209,9 @@ class GenerativeRecommender(nn.Module):
         scores, idx = torch.topk(logits, min(self.top_k, c), dim=-1)
         return scores, candidates.gather(1, idx)
 
-    def variant(self, *, top_k: int | None = None, kernel: str | None = None,
-                embedding=None) -> GenerativeRecommender:
+    def variant(
+        self, *, top_k: int | None = None, kernel: str | None = None, embedding=None
+    ) -> GenerativeRecommender:
         """The same weights (shared, not copied) with another k, kernel or embedding placement to apply when a
         backend places it: the oracle's wide-k reference, a cell's kernel and placement."""
         clone = copy.copy(self)

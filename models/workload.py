@@ -6,6 +6,7 @@ different stream from the CPU's, of the same law): how a cell makes fresh traffi
 host becoming the bottleneck (inverse-CDF lookups into a table kept on that device; at 20M items a CPU core
 draws ~5M ids/s, an H100 hundreds of millions).
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -50,25 +51,28 @@ def history_lengths(work: WorkloadConfig, batch: int, max_len: int, gen: torch.G
 
 def edge_users(work: WorkloadConfig, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of the empty and the overlong users: each share of the batch rounded, at least one user when the
-    share is above 0 (and the batch has room), at seeded places. Drawn only when asked for, so a plain workload's
-    users stay exactly what they always were."""
+    share is above 0 (and the batch has room), at seeded places. Drawn only when asked for, so a plain
+    workload's users stay exactly what they always were."""
     none = torch.zeros(batch, dtype=torch.bool, device=gen.device)
     if not (work.empty_share or work.overlong_share):
         return none, none.clone()
     order = torch.randperm(batch, generator=gen, device=gen.device)
-    counts = [max(1, round(share * batch)) if share > 0 else 0 for share in (work.empty_share, work.overlong_share)]
+    counts = [
+        max(1, round(share * batch)) if share > 0 else 0 for share in (work.empty_share, work.overlong_share)
+    ]
     n_empty = min(counts[0], batch)
     n_over = min(counts[1], batch - n_empty)
     empty, overlong = none.clone(), none.clone()
     empty[order[:n_empty]] = True
-    overlong[order[n_empty:n_empty + n_over]] = True
+    overlong[order[n_empty : n_empty + n_over]] = True
     return empty, overlong
 
 
-def draw(cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0,
-         device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """Inputs of one cell: `ids` [B, S] right-padded, `lengths` [B]; decode adds `new_ids` [B] (and leaves room
-    for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]. `raw_ids` [B, L] and
+def draw(
+    cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0, device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Inputs of one cell: `ids` [B, S] right-padded, `lengths` [B]; decode adds `new_ids` [B] (and leaves
+    room for it: lengths ≤ S-1); rank adds `context` [B, n_ctx] and `candidates` [B, C]. `raw_ids` [B, L] and
     `raw_lengths` [B] are the users' whole histories (what a served request carries): the same as ids/lengths
     except for overlong users, whose `ids` are the latest items of the window. On `device`."""
     if seq_len > cfg.max_seq_len:
@@ -78,8 +82,9 @@ def draw(cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0,
     work = cfg.workload
     if work.overlong_share and seq_len != cfg.max_seq_len:
         # A served model cuts histories at the preset's window; cells must see the same window to compare.
-        raise ValueError(f"overlong histories need seq_len = {cfg.name}'s max_seq_len {cfg.max_seq_len}, "
-                         f"got {seq_len}")
+        raise ValueError(
+            f"overlong histories need seq_len = {cfg.name}'s max_seq_len {cfg.max_seq_len}, got {seq_len}"
+        )
     device = torch.device(device)
     gen = torch.Generator(device=device).manual_seed(seed)
     window = seq_len - 1 if phase == "decode" else seq_len
@@ -94,7 +99,9 @@ def draw(cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0,
     lengths = torch.where(overlong, torch.full_like(lengths, window), lengths)
     raw_width = max(int(raw_lengths.max()), seq_len)
     raw_ids = zipf_items(cfg, (batch, raw_width), gen)
-    raw_ids = raw_ids.masked_fill(torch.arange(raw_width, device=device).unsqueeze(0) >= raw_lengths.unsqueeze(1), 0)
+    raw_ids = raw_ids.masked_fill(
+        torch.arange(raw_width, device=device).unsqueeze(0) >= raw_lengths.unsqueeze(1), 0
+    )
     # The model's window holds each user's latest items: an overlong history keeps its last `window` ones.
     start = (raw_lengths - lengths).unsqueeze(1)
     window_pos = torch.arange(seq_len, device=device).unsqueeze(0)
@@ -105,6 +112,7 @@ def draw(cfg: ModelConfig, phase: str, batch: int, seq_len: int, seed: int = 0,
         out["new_ids"] = zipf_items(cfg, (batch,), gen)
     if phase == "rank":
         out["context"] = torch.stack(
-            [torch.randint(0, v, (batch,), generator=gen, device=device) for v in cfg.context_vocab], dim=1)
+            [torch.randint(0, v, (batch,), generator=gen, device=device) for v in cfg.context_vocab], dim=1
+        )
         out["candidates"] = zipf_items(cfg, (batch, cfg.num_candidates), gen)
     return out

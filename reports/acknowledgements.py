@@ -1,9 +1,10 @@
 """Acknowledgements: known changes the gate reports but does not fail on, until they expire.
 
 The file (reports/acknowledgements.yaml by default; its header says the format) is a mapping with one key,
-`acknowledgements`, a list of entries: `cell` (a shell-style pattern over cell or kernel ids), `metric` (one of
-the gated metrics, `oracle`, or `*`), `reason`, `expires` (YYYY-MM-DD; the last day it applies).
+`acknowledgements`, a list of entries: `cell` (a shell-style pattern over cell or kernel ids), `metric` (one
+of the gated metrics, `oracle`, or `*`), `reason`, `expires` (YYYY-MM-DD; the last day it applies).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -41,18 +42,26 @@ def _date(value, where: str) -> datetime.date:
 
 
 def load_acknowledgements(path: str | Path = DEFAULT) -> list[Acknowledgement]:
-    """The entries of an acknowledgements file; a mistake is one ResultsError line naming file, line and field."""
+    """The entries of an acknowledgements file; a mistake is one ResultsError line naming file, line and
+    field."""
     path = str(path)
     if not Path(path).is_file():
-        raise ResultsError(f"{path}: no acknowledgements file here; pass --acknowledgements with an existing file")
-    if not any(line.strip() and not line.lstrip().startswith("#") for line in Path(path).read_text().splitlines()):
+        raise ResultsError(
+            f"{path}: no acknowledgements file here; pass --acknowledgements with an existing file"
+        )
+    if not any(
+        line.strip() and not line.lstrip().startswith("#") for line in Path(path).read_text().splitlines()
+    ):
         return []
     try:
         doc = load_yaml(path)
     except HarnessError as err:
         raise ResultsError(str(err)) from None
-    if not isinstance(doc, dict) or set(doc) != {"acknowledgements"} or not isinstance(doc["acknowledgements"],
-                                                                                       (list, type(None))):
+    if (
+        not isinstance(doc, dict)
+        or set(doc) != {"acknowledgements"}
+        or not isinstance(doc["acknowledgements"], (list, type(None)))
+    ):
         raise ResultsError(f"{path}: the file must hold one key, `acknowledgements`, with a list of entries")
     out = []
     entries = doc["acknowledgements"] or []
@@ -67,8 +76,17 @@ def load_acknowledgements(path: str | Path = DEFAULT) -> list[Acknowledgement]:
             raise ResultsError(f"{where}: acknowledgements[{i}]: {what}; an entry has {', '.join(FIELDS)}")
         metric = str(entry["metric"])
         if metric not in (*METRIC_NAMES, "oracle", "*"):
-            raise ResultsError(f"{path}:{entry.lines['metric']}: acknowledgements[{i}].metric: {metric!r} is not "
-                               f"one of {', '.join(METRIC_NAMES)}, oracle, *")
-        out.append(Acknowledgement(str(entry["cell"]), metric, str(entry["reason"]),
-                                   _date(entry["expires"], f"{path}:{entry.lines['expires']}"), where))
+            raise ResultsError(
+                f"{path}:{entry.lines['metric']}: acknowledgements[{i}].metric: {metric!r} is not "
+                f"one of {', '.join(METRIC_NAMES)}, oracle, *"
+            )
+        out.append(
+            Acknowledgement(
+                str(entry["cell"]),
+                metric,
+                str(entry["reason"]),
+                _date(entry["expires"], f"{path}:{entry.lines['expires']}"),
+                where,
+            )
+        )
     return out

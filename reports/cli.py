@@ -3,6 +3,7 @@
 Exit codes: 0 pass, 1 performance regression, 2 correctness regression, 3 no comparable baseline (gate and
 compare with --strict), 4 usage or input error (one line on stderr, never a traceback).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,24 +36,47 @@ def _axes(text: str) -> tuple[str, ...]:
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="exit 3 when nothing had a comparable baseline")
-    parser.add_argument("--out", metavar="FILE", help="also write the report to FILE and the verdicts to FILE's "
-                                                      "name with .json (folders are created)")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the report to FILE and the verdicts to FILE's name with .json (folders are created)",
+    )
     parser.add_argument("--all", action="store_true", help="list every verdict, not only the findings")
     _gate_options(parser)
 
 
 def _gate_options(parser: argparse.ArgumentParser) -> None:
     d = GateSettings()
-    parser.add_argument("--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})")
-    parser.add_argument("--min-effect", type=float, default=d.min_effect,
-                        help=f"smallest relative change acted on (default {d.min_effect})")
-    parser.add_argument("--noise-factor", type=float, default=d.noise_factor,
-                        help=f"threshold = max(min effect, this × night-to-night noise) (default {d.noise_factor})")
-    parser.add_argument("--window", type=int, default=d.window, help=f"baseline nights used (default {d.window})")
-    parser.add_argument("--min-points", type=int, default=d.min_points,
-                        help=f"baseline nights needed for a verdict (default {d.min_points})")
-    parser.add_argument("--acknowledgements", metavar="FILE", default=None,
-                        help="known changes not to fail on (default reports/acknowledgements.yaml)")
+    parser.add_argument(
+        "--alpha", type=float, default=d.alpha, help=f"significance level (default {d.alpha})"
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=d.min_effect,
+        help=f"smallest relative change acted on (default {d.min_effect})",
+    )
+    parser.add_argument(
+        "--noise-factor",
+        type=float,
+        default=d.noise_factor,
+        help=f"threshold = max(min effect, this × night-to-night noise) (default {d.noise_factor})",
+    )
+    parser.add_argument(
+        "--window", type=int, default=d.window, help=f"baseline nights used (default {d.window})"
+    )
+    parser.add_argument(
+        "--min-points",
+        type=int,
+        default=d.min_points,
+        help=f"baseline nights needed for a verdict (default {d.min_points})",
+    )
+    parser.add_argument(
+        "--acknowledgements",
+        metavar="FILE",
+        default=None,
+        help="known changes not to fail on (default reports/acknowledgements.yaml)",
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip the record schema check")
 
 
@@ -65,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     summary.add_argument("--no-validate", action="store_true", help="skip the record schema check")
     table = sub.add_parser("pivot", help="a Markdown table of one metric, pivoted by cell axes")
     table.add_argument("results", nargs="+", help="one or more --benchmark-json files (read together)")
-    table.add_argument("--rows", default="model,phase,batch", help="cell axes down the side (comma-separated)")
+    table.add_argument(
+        "--rows", default="model,phase,batch", help="cell axes down the side (comma-separated)"
+    )
     table.add_argument("--cols", default="backend,mode,precision", help="cell axes across the top")
     from genrec_bench.reports.pivot import METRICS
 
@@ -85,7 +111,9 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--history", required=True, metavar="DIR", help="the store (created when adding)")
         p.add_argument("--no-validate", action="store_true", help="skip the record schema check")
 
-    gate = sub.add_parser("gate", help="tonight's run against its machine's history: verdicts and an exit code")
+    gate = sub.add_parser(
+        "gate", help="tonight's run against its machine's history: verdicts and an exit code"
+    )
     gate.add_argument("run", metavar="RUN.json")
     gate.add_argument("--history", required=True, metavar="DIR")
     _report_options(gate)
@@ -116,8 +144,13 @@ def _emit(text: str) -> None:
 
 def _settings(args) -> GateSettings:
     try:
-        return GateSettings(alpha=args.alpha, min_effect=args.min_effect, noise_factor=args.noise_factor,
-                            window=args.window, min_points=args.min_points)
+        return GateSettings(
+            alpha=args.alpha,
+            min_effect=args.min_effect,
+            noise_factor=args.noise_factor,
+            window=args.window,
+            min_points=args.min_points,
+        )
     except ValueError as exc:
         raise UsageError(f"reports {args.command}: {exc}") from None
 
@@ -151,8 +184,11 @@ def _gate(args) -> int:
     runs = history.of_machine(tonight.machine)
     baseline, notes = baseline_runs(tonight, runs)
     if not runs:
-        notes.insert(0, f"no runs of {tonight.machine} in {args.history} (it holds: "
-                        f"{', '.join(history.machines()) or 'nothing'}): no comparable baseline")
+        notes.insert(
+            0,
+            f"no runs of {tonight.machine} in {args.history} (it holds: "
+            f"{', '.join(history.machines()) or 'nothing'}): no comparable baseline",
+        )
     result = judge(tonight, baseline, settings, acks)
     result.notes[:0] = notes
     return _report(args, result)
@@ -178,8 +214,10 @@ def _history(args) -> int:
         for machine in found.machines():
             runs = found.of_machine(machine)
             lines.append(f"{machine}: {len(runs)} run(s)")
-            lines += [f"  {r.time}  {r.id}  {r.source}: {len(r.cells)} cells, {len(r.kernels)} kernel records"
-                      for r in runs]
+            lines += [
+                f"  {r.time}  {r.id}  {r.source}: {len(r.cells)} cells, {len(r.kernels)} kernel records"
+                for r in runs
+            ]
         _emit("\n".join(lines) or f"{args.history}: empty")
         return 0
     paths = store.baseline_files(args.folder) if args.action == "import-baselines" else args.runs
@@ -188,8 +226,10 @@ def _history(args) -> int:
         run = store.read_run(str(path), validate=not args.no_validate)
         _warn(run.problems)
         target, added = store.add(args.history, run)
-        lines.append(f"{'added' if added else 'already there'}: {path} → {target} "
-                     f"({len(run.cells)} cells, {len(run.kernels)} kernel records)")
+        lines.append(
+            f"{'added' if added else 'already there'}: {path} → {target} "
+            f"({len(run.cells)} cells, {len(run.kernels)} kernel records)"
+        )
     _emit("\n".join(lines))
     return 0
 
@@ -197,13 +237,17 @@ def _history(args) -> int:
 def _summary_or_pivot(args) -> int:
     from genrec_bench.reports.load import load_results
 
-    loaded = [load_results(p, validate=not args.no_validate) for p in
-              (args.results if args.command == "pivot" else [args.results])]
+    loaded = [
+        load_results(p, validate=not args.no_validate)
+        for p in (args.results if args.command == "pivot" else [args.results])
+    ]
     _warn([problem for _, _, problems in loaded for problem in problems])
     results = [r for _, rs, _ in loaded for r in rs]
     if not results:
-        raise ResultsError(f"{', '.join(args.results) if args.command == 'pivot' else args.results}: "
-                           f"no valid cell records to report")
+        raise ResultsError(
+            f"{', '.join(args.results) if args.command == 'pivot' else args.results}: "
+            f"no valid cell records to report"
+        )
     if args.command == "pivot":
         from genrec_bench.reports.pivot import pivot
 
@@ -227,8 +271,14 @@ def _dashboard(args) -> int:
     return 0
 
 
-COMMANDS = {"summary": _summary_or_pivot, "pivot": _summary_or_pivot, "history": _history, "gate": _gate,
-            "compare": _compare, "dashboard": _dashboard}
+COMMANDS = {
+    "summary": _summary_or_pivot,
+    "pivot": _summary_or_pivot,
+    "history": _history,
+    "gate": _gate,
+    "compare": _compare,
+    "dashboard": _dashboard,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,9 +2,10 @@
 
 Each entry holds the run's header (time, git commit when there is one, hardware and software fingerprints,
 where it came from) and each cell's record under its series key (reports/fingerprint.py); kernel
-micro-benchmark runs hold their records the same way. An entry is written once, atomically, and never rewritten:
-adding the same run again finds it there and leaves it.
+micro-benchmark runs hold their records the same way. An entry is written once, atomically, and never
+rewritten: adding the same run again finds it there and leaves it.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -42,12 +43,16 @@ class Run:
 
     def entry(self) -> dict:
         """The history file's content."""
-        return {"format": HISTORY_FORMAT,
-                "run": {"id": self.id, "time": self.time, "commit": self.commit, "source": self.source},
-                "hardware": self.hardware, "hardware_id": fp.short_hash(self.hardware),
-                "software": self.software, "software_id": fp.short_hash(self.software),
-                "cells": [{"series": k, "record": r} for k, r in self.cells.items()],
-                "kernels": [{"series": k, "record": r} for k, r in self.kernels.items()]}
+        return {
+            "format": HISTORY_FORMAT,
+            "run": {"id": self.id, "time": self.time, "commit": self.commit, "source": self.source},
+            "hardware": self.hardware,
+            "hardware_id": fp.short_hash(self.hardware),
+            "software": self.software,
+            "software_id": fp.short_hash(self.software),
+            "cells": [{"series": k, "record": r} for k, r in self.cells.items()],
+            "kernels": [{"series": k, "record": r} for k, r in self.kernels.items()],
+        }
 
 
 def _utc(text, path: str, field_name: str) -> str:
@@ -73,9 +78,18 @@ def read_run(path: str, *, validate: bool = True) -> Run:
     if loaded.kind == "history":
         head = doc.get("run") or {}
         if not head.get("id") or not head.get("time"):
-            raise ResultsError(f"{path}: run.id and run.time are missing; is this a genrec-bench history entry?")
-        run = Run(head["id"], head["time"], head.get("commit"), head.get("source", source),
-                  doc.get("hardware") or {}, doc.get("software") or {}, path=path)
+            raise ResultsError(
+                f"{path}: run.id and run.time are missing; is this a genrec-bench history entry?"
+            )
+        run = Run(
+            head["id"],
+            head["time"],
+            head.get("commit"),
+            head.get("source", source),
+            doc.get("hardware") or {},
+            doc.get("software") or {},
+            path=path,
+        )
         run.cells = {r.name: r.record for r in loaded.results}
         run.kernels = dict(zip(loaded.kernel_keys, loaded.kernels))
         run.problems = loaded.problems
@@ -84,19 +98,32 @@ def read_run(path: str, *, validate: bool = True) -> Run:
         machine = doc["machine"]
         if "date" not in machine:
             raise ResultsError(f"{path}: machine.date is missing; the history orders runs by time")
-        run = Run("", _utc(machine["date"], path, "machine.date"), None, source,
-                  fp.hardware_of_kernels(machine), fp.software_of_kernels(machine))
+        run = Run(
+            "",
+            _utc(machine["date"], path, "machine.date"),
+            None,
+            source,
+            fp.hardware_of_kernels(machine),
+            fp.software_of_kernels(machine),
+        )
         run.kernels = {fp.kernel_series_key(r): r for r in loaded.kernels}
     else:
         if "datetime" not in doc:
             raise ResultsError(f"{path}: datetime is missing; the history orders runs by time")
         records = [r.record for r in loaded.results]
-        run = Run("", _utc(doc["datetime"], path, "datetime"), _commit(doc), source,
-                  fp.hardware_of_cells(loaded.machine_info), fp.software_of_cells(loaded.machine_info, records))
+        run = Run(
+            "",
+            _utc(doc["datetime"], path, "datetime"),
+            _commit(doc),
+            source,
+            fp.hardware_of_cells(loaded.machine_info),
+            fp.software_of_cells(loaded.machine_info, records),
+        )
         run.cells = {fp.series_key(r): r for r in records}
     run.problems = loaded.problems
-    run.id = fp.short_hash({"time": run.time, "hardware": run.hardware, "cells": run.cells,
-                            "kernels": run.kernels})[:12]
+    run.id = fp.short_hash(
+        {"time": run.time, "hardware": run.hardware, "cells": run.cells, "kernels": run.kernels}
+    )[:12]
     return run
 
 
@@ -116,7 +143,9 @@ def add(history: str | os.PathLike, run: Run) -> tuple[Path, bool]:
         return target, False
     # Written beside the target, then linked into place: a reader never sees half an entry, and an existing
     # entry is never replaced (os.link refuses).
-    with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8") as handle:
+    with tempfile.NamedTemporaryFile(
+        "w", dir=folder, suffix=".tmp", delete=False, encoding="utf-8"
+    ) as handle:
         json.dump(run.entry(), handle, separators=(",", ":"))
         tmp = handle.name
     os.chmod(tmp, 0o644)  # an entry is read by everyone who reads the store, as any other written file
@@ -147,8 +176,10 @@ def read_history(history: str | os.PathLike, *, validate: bool = False) -> Histo
     """Every entry under `history`; a folder that is not there is one ResultsError line."""
     root = Path(history)
     if not root.is_dir():
-        raise ResultsError(f"{root}: no history here; start one with `python -m reports history add --history "
-                           f"{root} RUN.json` or `history import-baselines --history {root}`")
+        raise ResultsError(
+            f"{root}: no history here; start one with `python -m reports history add --history "
+            f"{root} RUN.json` or `history import-baselines --history {root}`"
+        )
     runs, problems = [], []
     for path in sorted(root.glob("*/*.json")):
         try:

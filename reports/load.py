@@ -1,10 +1,11 @@
-"""Read result files: a file that cannot be read at all is one ResultsError line; a record that does not validate
-is named in one line and left out, so the rest of the file is still read (a record is complete and valid, or
-absent with its failure named).
+"""Read result files: a file that cannot be read at all is one ResultsError line; a record that does not
+validate is named in one line and left out, so the rest of the file is still read (a record is complete and
+valid, or absent with its failure named).
 
-Three kinds of file: pytest-benchmark JSON (`--benchmark-json`, one record per cell in `extra_info`), the kernel
-micro-benchmarks' JSON (`{"machine", "hbm_copy", "records"}`) and history entries (reports/history.py).
+Three kinds of file: pytest-benchmark JSON (`--benchmark-json`, one record per cell in `extra_info`), the
+kernel micro-benchmarks' JSON (`{"machine", "hbm_copy", "records"}`) and history entries (reports/history.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,16 @@ from dataclasses import dataclass, field
 from genrec_bench.matrices.errors import ResultsError
 
 HISTORY_FORMAT = "genrec-bench-history/1"
-KERNEL_FIELDS = {"op": str, "provider": str, "dtype": str, "shape": dict, "median_us": (int, float),
-                 "gbps": (int, float), "hbm_fraction": (int, float), "bytes": int}
+KERNEL_FIELDS = {
+    "op": str,
+    "provider": str,
+    "dtype": str,
+    "shape": dict,
+    "median_us": (int, float),
+    "gbps": (int, float),
+    "hbm_fraction": (int, float),
+    "bytes": int,
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,8 @@ class Result:
 
 @dataclass
 class ResultFile:
-    """What a file held: its kind, the top-level document, the valid records, and one line per record left out."""
+    """What a file held: its kind, the top-level document, the valid records, and one line per record left
+    out."""
 
     path: str
     kind: str  # "cells", "kernels" or "history"
@@ -45,7 +55,8 @@ class ResultFile:
 
 
 def read_json(path: str) -> dict:
-    """The JSON object in `path`, or one ResultsError line saying what is wrong with the file and what to pass."""
+    """The JSON object in `path`, or one ResultsError line saying what is wrong with the file and what to
+    pass."""
     hint = "pass the JSON written by pytest --benchmark-json (or by bench.kernel_micro --json)"
     try:
         with open(path, encoding="utf-8") as handle:
@@ -57,17 +68,21 @@ def read_json(path: str) -> dict:
     except PermissionError:
         raise ResultsError(f"{path}: not readable (permission denied)") from None
     except UnicodeDecodeError as exc:
-        raise ResultsError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                           f"{hint}") from None
+        raise ResultsError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); {hint}"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); was the run cut short?") from None
+        raise ResultsError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); was the run cut short?"
+        ) from None
     if not isinstance(doc, dict):
         raise ResultsError(f"{path}: holds a JSON {type(doc).__name__}, not an object; {hint}")
     return doc
 
 
 def _not_finite(value, where: str = "") -> str | None:
-    """The path of the first NaN or infinity in `value` (JSON has neither; Python's parser lets them through)."""
+    """The path of the first NaN or infinity in `value` (JSON has neither; Python's parser lets them
+    through)."""
     if isinstance(value, float) and not math.isfinite(value):
         return where or "(record)"
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
@@ -87,8 +102,10 @@ class RecordValidator:
             try:
                 import jsonschema
             except ImportError:
-                raise ResultsError("validating records needs the jsonschema package (a genrec-bench dependency): "
-                                   "pip install jsonschema, or pass --no-validate") from None
+                raise ResultsError(
+                    "validating records needs the jsonschema package (a genrec-bench dependency): "
+                    "pip install jsonschema, or pass --no-validate"
+                ) from None
             from genrec_bench.bench.record import schema
 
             self.validator = jsonschema.Draft202012Validator(schema())
@@ -100,8 +117,11 @@ class RecordValidator:
         if bad:
             return f"extra_info/{bad}: {record_value(record, bad)} is not a number JSON can hold"
         if self.validator is None:
-            return None if isinstance(record.get("cell"), dict) and "id" in record["cell"] else \
-                "extra_info/cell/id: missing"
+            return (
+                None
+                if isinstance(record.get("cell"), dict) and "id" in record["cell"]
+                else "extra_info/cell/id: missing"
+            )
         import jsonschema
 
         error = jsonschema.exceptions.best_match(self.validator.iter_errors(record))
@@ -124,8 +144,11 @@ def kernel_problem(record) -> str | None:
     if not isinstance(record, dict):
         return "not an object"
     if "error" in record:
-        return None if isinstance(record.get("op"), str) and isinstance(record.get("provider"), str) else \
-            "an error record needs op and provider"
+        return (
+            None
+            if isinstance(record.get("op"), str) and isinstance(record.get("provider"), str)
+            else "an error record needs op and provider"
+        )
     for name, kind in KERNEL_FIELDS.items():
         if not isinstance(record.get(name), kind) or isinstance(record.get(name), bool):
             return f"{name}: missing or not {getattr(kind, '__name__', 'a number')}"
@@ -138,8 +161,8 @@ def kernel_problem(record) -> str | None:
 
 
 def load(path: str, *, validate: bool = True) -> ResultFile:
-    """Read a results file of any of the three kinds; bad records land in `problems`, good ones in `results` or
-    `kernels`."""
+    """Read a results file of any of the three kinds; bad records land in `problems`, good ones in `results`
+    or `kernels`."""
     doc = read_json(path)
     if doc.get("format") == HISTORY_FORMAT:
         return _load_history_entry(path, doc, validate)
@@ -164,8 +187,10 @@ def load(path: str, *, validate: bool = True) -> ResultFile:
             else:
                 out.kernels.append(record)
         return out
-    raise ResultsError(f"{path}: no `benchmarks` list (pytest-benchmark) nor `machine` and `records` (kernel "
-                       f"micro-benchmarks); pass a file written by pytest --benchmark-json")
+    raise ResultsError(
+        f"{path}: no `benchmarks` list (pytest-benchmark) nor `machine` and `records` (kernel "
+        f"micro-benchmarks); pass a file written by pytest --benchmark-json"
+    )
 
 
 def _load_history_entry(path: str, doc: dict, validate: bool) -> ResultFile:
@@ -192,6 +217,8 @@ def load_results(path: str, *, validate: bool = True) -> tuple[dict, list[Result
     """(machine_info, valid cell results, one line per record left out) of a --benchmark-json file."""
     loaded = load(path, validate=validate)
     if loaded.kind == "kernels":
-        raise ResultsError(f"{path}: a kernel micro-benchmark file has no cell records; summary and pivot read "
-                           f"pytest --benchmark-json files")
+        raise ResultsError(
+            f"{path}: a kernel micro-benchmark file has no cell records; summary and pivot read "
+            f"pytest --benchmark-json files"
+        )
     return loaded.machine_info, loaded.results, loaded.problems

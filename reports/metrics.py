@@ -4,6 +4,7 @@ A gated metric says which way is worse, where its nightly value is, and where it
 for a metric read once a night, like peak memory): the gate tests samples with Mann–Whitney, single readings
 against the series' noise.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -55,9 +56,20 @@ def oracle_state(record: dict) -> dict:
     """What the correctness verdict compares: pass/fail, errors and the tolerance they were held to."""
     num = record.get("numerics")
     if num is None:  # a kernel micro-benchmark record: checked against the fp32 reference before timing
-        return {"passed": "error" not in record, "message": record.get("error", "within tolerance"),
-                "errors": {}, "tolerance": {}}
-    errors = {"max_abs_err": num.get("max_abs_err"), "max_rel_err": num.get("max_rel_err"),
-              "topk_agreement": num.get("topk_agreement")}
-    return {"passed": bool(num["passed"]), "message": num.get("message", ""), "errors": errors,
-            "tolerance": num.get("tolerance") or {}}
+        return {
+            "passed": "error" not in record,
+            "message": record.get("error", "within tolerance"),
+            "errors": {},
+            "tolerance": {},
+        }
+    errors = {
+        "max_abs_err": num.get("max_abs_err"),
+        "max_rel_err": num.get("max_rel_err"),
+        "topk_agreement": num.get("topk_agreement"),
+    }
+    return {
+        "passed": bool(num["passed"]),
+        "message": num.get("message", ""),
+        "errors": errors,
+        "tolerance": num.get("tolerance") or {},
+    }

@@ -3,6 +3,7 @@
 Rows and columns are tuples of cell axes (e.g. rows model,phase,batch; columns backend,mode,precision), so a
 nightly run reads as "which way of running wins at which shape".
 """
+
 from __future__ import annotations
 
 from genrec_bench.reports.load import Result
@@ -16,8 +17,14 @@ METRICS = {
     "device_delta_mb": lambda r: _delta(r["memory"]),
     "torch_alloc_mb": lambda r: r["memory"]["torch_max_allocated_mb"],
 }
-FORMATS = {"p50": "{:.3f}", "p99": "{:.3f}", "throughput": "{:,.0f}", "rel_err": "{:.1e}",
-           "device_delta_mb": "{:,.0f}", "torch_alloc_mb": "{:,.0f}"}
+FORMATS = {
+    "p50": "{:.3f}",
+    "p99": "{:.3f}",
+    "throughput": "{:,.0f}",
+    "rel_err": "{:.1e}",
+    "device_delta_mb": "{:,.0f}",
+    "torch_alloc_mb": "{:,.0f}",
+}
 
 
 def _delta(memory: dict):
@@ -49,6 +56,11 @@ def pivot(results: list[Result], *, rows: tuple[str, ...], cols: tuple[str, ...]
     header = ["/".join(rows)] + [" ".join(str(v) for v in col) for col in col_keys]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, values in table.items():
-        lines.append("| " + " ".join(str(v) for v in row) + " | "
-                     + " | ".join(values.get(col, "–") for col in col_keys) + " |")
+        lines.append(
+            "| "
+            + " ".join(str(v) for v in row)
+            + " | "
+            + " | ".join(values.get(col, "–") for col in col_keys)
+            + " |"
+        )
     return "\n".join(lines)

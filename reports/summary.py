@@ -1,4 +1,5 @@
 """`python -m reports summary OUT.json`: one readable line per cell."""
+
 from __future__ import annotations
 
 from genrec_bench.reports.load import Result
@@ -33,12 +34,17 @@ def format_summary(machine_info: dict, results: list[Result]) -> str:
     """The table as text, widest cell first column, with a header naming the device."""
     rows = [_row(r) for r in results]
     widths = [max(len(c), *(len(row[i]) for row in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     devices = sorted({r.record["env"]["device_name"] for r in results})
     failed = sum(1 for r in results if not r.record["numerics"]["passed"])
-    out = [f"{len(results)} cells on {', '.join(devices) or 'no device'}"
-           + (f" — {failed} outside the oracle's tolerance" if failed else ""),
-           line(COLUMNS), line(tuple("-" * w for w in widths))]
+    out = [
+        f"{len(results)} cells on {', '.join(devices) or 'no device'}"
+        + (f" — {failed} outside the oracle's tolerance" if failed else ""),
+        line(COLUMNS),
+        line(tuple("-" * w for w in widths)),
+    ]
     out += [line(row) for row in rows]
     return "\n".join(out)

@@ -1,4 +1,5 @@
 """Fixtures shared across the test folders (pytest imports test modules by path, so helpers live here)."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run_bench(tmp_path: Path, matrix_text: str, *extra: str):
-    """`pytest bench/ --matrix <matrix_text> --benchmark-json` in a subprocess: (process, JSON document or None)."""
+    """`pytest bench/ --matrix <matrix_text> --benchmark-json` in a subprocess: (process, JSON document or
+    None)."""
     matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
     matrix.write_text(matrix_text)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/", "-q", "-p", "no:cacheprovider",
-                           "--matrix", str(matrix), "--benchmark-json", str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--matrix",
+            str(matrix),
+            "--benchmark-json",
+            str(out),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return proc, (json.loads(out.read_text()) if out.exists() else None)
 
 

@@ -6,6 +6,7 @@ concurrency sweep), `poisson` (plus open-loop Poisson arrivals), `crosscheck` (t
 perf_analyzer at the same levels). This module serves the model and describes the served target; outputs go
 through the same oracle as every cell: fetch → (scores, items) top-k.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -59,40 +60,60 @@ class TritonSession(Session):
                 return call()
             except Exception as exc:  # noqa: BLE001 - one line naming the cell's server and model
                 dead = "" if server.alive() else f" (the server died; log tail:\n{server.log_tail(12)})"
-                raise BackendError(f"{name} | request to {model} failed: {type(exc).__name__}: {exc}{dead}") \
-                    from None
+                raise BackendError(
+                    f"{name} | request to {model} failed: {type(exc).__name__}: {exc}{dead}"
+                ) from None
 
         return run
 
     def fetch(self, result):
         scores, items = result
         # The genrec target returns preselect × k candidates, best first; the cell's answer is the top k.
-        return (torch.from_numpy(np.array(scores[:, : self.k])).float(),
-                torch.from_numpy(np.array(items[:, : self.k])).long())
+        return (
+            torch.from_numpy(np.array(scores[:, : self.k])).float(),
+            torch.from_numpy(np.array(items[:, : self.k])).long(),
+        )
 
     def provenance(self):
         """The served genrec model's own account (it answers FP32 over the wire whatever it computes in), read
         from the file it writes at load; a server that is not ours cannot be asked."""
         if self.server.remote:
-            return {"output_dtype": None, "kernels": None,
-                    "served_model": "unverified: the server is not ours, so its model's own account is not readable"}
+            return {
+                "output_dtype": None,
+                "kernels": None,
+                "served_model": "unverified: the server is not ours, so its model's own account is "
+                "not readable",
+            }
         path = self.server.repository / f"{self.models.prefix}_genrec" / "1" / "provenance.json"
         info = json.loads(path.read_text())
-        return {"output_dtype": info["output_dtype"], "kernels": info["kernels"],
-                "output_dtype_source": "the served genrec model's raw scores, before the FP32 the wire carries",
-                "kernels_source": "the served genrec model's dispatch while it loaded"}
+        return {
+            "output_dtype": info["output_dtype"],
+            "kernels": info["kernels"],
+            "output_dtype_source": "the served genrec model's raw scores, before the FP32 the wire carries",
+            "kernels_source": "the served genrec model's dispatch while it loaded",
+        }
 
     def info(self):
         from genrec_bench.backends.triton_server.client import describe
 
         s = self.spec
-        return {"protocol": self.protocol, "client": describe(self.protocol), "server": self.server.describe(),
-                "target": s.target, "entry_model": self.models.entry, "models": list(self.models.load_order),
-                "genrec_device": self.device,
-                "deployment": {"max_batch_size": s.max_batch_size,
-                               "preferred_batch_sizes": list(s.preferred_batch_sizes),
-                               "max_queue_delay_us": s.max_queue_delay_us, "instances": s.instances,
-                               "instance_kind": "gpu" if self.gpu else "cpu", "preselect": s.preselect}}
+        return {
+            "protocol": self.protocol,
+            "client": describe(self.protocol),
+            "server": self.server.describe(),
+            "target": s.target,
+            "entry_model": self.models.entry,
+            "models": list(self.models.load_order),
+            "genrec_device": self.device,
+            "deployment": {
+                "max_batch_size": s.max_batch_size,
+                "preferred_batch_sizes": list(s.preferred_batch_sizes),
+                "max_queue_delay_us": s.max_queue_delay_us,
+                "instances": s.instances,
+                "instance_kind": "gpu" if self.gpu else "cpu",
+                "preselect": s.preselect,
+            },
+        }
 
     def served_target(self) -> ServedTarget:
         from genrec_bench.backends.triton_server import metrics
@@ -102,18 +123,33 @@ class TritonSession(Session):
         metrics_url, batching_model = self.server.endpoints.metrics, self.models.prefix + "_genrec"
 
         def snapshot() -> dict:
-            return {"stats": metrics.model_stats(control, stats_models), "prometheus": metrics.scrape(metrics_url)}
+            return {
+                "stats": metrics.model_stats(control, stats_models),
+                "prometheus": metrics.scrape(metrics_url),
+            }
 
         def window(before: dict, after: dict) -> dict:
-            return {"server": metrics.stats_delta(before["stats"], after["stats"]),
-                    "batch": metrics.achieved_batch(before["prometheus"], after["prometheus"], batching_model)}
+            return {
+                "server": metrics.stats_delta(before["stats"], after["stats"]),
+                "batch": metrics.achieved_batch(before["prometheus"], after["prometheus"], batching_model),
+            }
 
         return ServedTarget(
-            name=self.name, protocol=self.protocol, url=self.url, model=self.models.entry,
-            outputs=self.models.outputs, inputs_path=str(self.workdir / "request.npz"), batch=self.cell.batch,
-            load_generator=str(LOAD_PROCESS), snapshot=snapshot, window=window, alive=self.server.alive,
-            log_tail=self.server.log_tail, cross_check=self._perf_analyzer,
-            request_arrays=lambda drawn: request_arrays(self.spec.target, drawn, self.cell.phase))
+            name=self.name,
+            protocol=self.protocol,
+            url=self.url,
+            model=self.models.entry,
+            outputs=self.models.outputs,
+            inputs_path=str(self.workdir / "request.npz"),
+            batch=self.cell.batch,
+            load_generator=str(LOAD_PROCESS),
+            snapshot=snapshot,
+            window=window,
+            alive=self.server.alive,
+            log_tail=self.server.log_tail,
+            cross_check=self._perf_analyzer,
+            request_arrays=lambda drawn: request_arrays(self.spec.target, drawn, self.cell.phase),
+        )
 
     def _perf_analyzer(self, levels, spec) -> dict:
         from genrec_bench.backends.triton_server import perf_analyzer
@@ -122,9 +158,17 @@ class TritonSession(Session):
         if binary is None:
             return {"available": False, "reason": why}
         # perf_analyzer sends batch-1 rows of the same data (-b batches them), so it needs the per-user rows.
-        return perf_analyzer.cross_check(binary, protocol=self.protocol, url=self.url, model=self.models.entry,
-                                         batch=self.cell.batch, arrays=self.arrays, levels=levels,
-                                         workdir=self.workdir, spec=spec)
+        return perf_analyzer.cross_check(
+            binary,
+            protocol=self.protocol,
+            url=self.url,
+            model=self.models.entry,
+            batch=self.cell.batch,
+            arrays=self.arrays,
+            levels=levels,
+            workdir=self.workdir,
+            spec=spec,
+        )
 
     def close(self):
         self.client.close()
@@ -152,8 +196,10 @@ class TritonBackend(Backend):
 
         missing = [m for m in CLIENT_DEPS[self.protocol] if importlib.util.find_spec(m) is None]
         if missing:
-            return False, (f"{', '.join(missing)} not installed; pip install 'tritonclient[grpc,http]' "
-                           f"(the `serving` extra)")
+            return False, (
+                f"{', '.join(missing)} not installed; pip install 'tritonclient[grpc,http]' "
+                f"(the `serving` extra)"
+            )
         if triton_url(context):
             return True, ""
         try:
@@ -171,8 +217,10 @@ class TritonBackend(Backend):
 
         spec = serving_spec(context.matrix)
         if cell.batch > spec.max_batch_size:
-            raise BackendError(f"{self.name} | batch {cell.batch} is larger than serving.max_batch_size="
-                               f"{spec.max_batch_size}; raise it or drop the batch")
+            raise BackendError(
+                f"{self.name} | batch {cell.batch} is larger than serving.max_batch_size="
+                f"{spec.max_batch_size}; raise it or drop the batch"
+            )
         if spec.instance_kind == "gpu" and not torch.cuda.is_available():
             raise BackendUnavailable(self.name, "serving.instance_kind is gpu but torch sees no CUDA device")
         gpu = _wants_gpu(spec)

@@ -3,6 +3,7 @@
 gRPC carries tensors as raw bytes by construction; for HTTP every input and output is marked `binary_data`,
 so the JSON header holds only names, shapes and byte sizes. tritonclient is imported here, lazily.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -31,8 +32,10 @@ def request_arrays(target: str, drawn: dict, phase: str) -> dict[str, np.ndarray
     else:
         lengths = drawn["lengths"].numpy().astype(np.int64)
         width = max(int(lengths.max()), 1)
-        arrays = {"IDS": np.ascontiguousarray(drawn["ids"].numpy()[:, :width].astype(np.int64)),
-                  "LENGTHS": lengths.reshape(-1, 1)}
+        arrays = {
+            "IDS": np.ascontiguousarray(drawn["ids"].numpy()[:, :width].astype(np.int64)),
+            "LENGTHS": lengths.reshape(-1, 1),
+        }
     if phase == "rank":
         arrays["CONTEXT"] = np.ascontiguousarray(drawn["context"].numpy().astype(np.int64))
         arrays["CANDIDATES"] = np.ascontiguousarray(drawn["candidates"].numpy().astype(np.int64))

@@ -1,9 +1,10 @@
-"""A Triton server's control plane through tritonclient's HTTP client: readiness, model loading, the statistics
-extension and server metadata. Every failure the caller should hear about is one BackendError line.
+"""A Triton server's control plane through tritonclient's HTTP client: readiness, model loading, the
+statistics extension and server metadata. Every failure the caller should hear about is one BackendError line.
 
 tritonclient is imported here, lazily (the `serving` extra); the backend's availability check names it when
 it is missing.
 """
+
 from __future__ import annotations
 
 from genrec_bench.matrices.errors import BackendError
@@ -18,8 +19,11 @@ class ServerControl:
 
         self.http = http
         self._errors = (InferenceServerException, OSError)
-        # Loading a model may take minutes (a CUDA-graph capture per batch bucket): the network timeout covers it.
-        self._client = httpclient.InferenceServerClient(url=http, connection_timeout=5.0, network_timeout=timeout_s)
+        # Loading a model may take minutes (a CUDA-graph capture per batch bucket): the network timeout covers
+        # it.
+        self._client = httpclient.InferenceServerClient(
+            url=http, connection_timeout=5.0, network_timeout=timeout_s
+        )
 
     def ready(self) -> bool:
         """The server answers and is ready (False while it starts, or when nothing listens)."""
@@ -41,7 +45,8 @@ class ServerControl:
             return False
 
     def load(self, name: str) -> None:
-        """Load (or reload) `name` from the server's repository; raises BackendError with the server's reason."""
+        """Load (or reload) `name` from the server's repository; raises BackendError with the server's
+        reason."""
         try:
             self._client.load_model(name)
         except self._errors as exc:

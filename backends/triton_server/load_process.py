@@ -1,8 +1,9 @@
-"""One load-generator process for a Triton target: asyncio tritonclient (gRPC or HTTP) in a closed or an open loop.
+"""One load-generator process for a Triton target: asyncio tritonclient (gRPC or HTTP) in a closed or an open
+loop.
 
-`python backends/triton_server/load_process.py` reads a JSON job on stdin and writes a JSON result on stdout. Several of
-them run side by side when one Python process cannot keep the server busy (the GIL caps one process at a few
-thousand requests/s). All processes share CLOCK_MONOTONIC, so they measure one common window:
+`python backends/triton_server/load_process.py` reads a JSON job on stdin and writes a JSON result on stdout.
+Several of them run side by side when one Python process cannot keep the server busy (the GIL caps one process
+at a few thousand requests/s). All processes share CLOCK_MONOTONIC, so they measure one common window:
 `start_at + warmup_s … + measure_s`.
 
 Handshake: the job is one JSON line on stdin; once connected the process prints `ready`, then reads one more
@@ -13,6 +14,7 @@ Result: latencies_ms of the requests that finished (closed) or arrived (poisson)
 errors, first_error, and for poisson the arrivals and the worst issue lag.
 A failed request ends this process's loop at once: a dead server must fail the cell fast, not time out.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,7 +26,9 @@ import numpy as np
 
 if __package__:
     from genrec_bench.backends.triton_server.client import infer_args, module
-else:  # run as a script (bench/serving/scenarios.py does): importing the backends package would import torch for nothing
+else:
+    # run as a script (bench/serving/scenarios.py does): importing the backends package would import torch
+    # for nothing
     from client import infer_args, module
 
 
@@ -67,8 +71,12 @@ async def closed_loop(job) -> dict:
         await asyncio.gather(*(user() for _ in range(job["concurrency"])))
     finally:
         await client.close()
-    return {"latencies_ms": latencies, "completed": len(latencies), "errors": state["errors"],
-            "first_error": state["first_error"]}
+    return {
+        "latencies_ms": latencies,
+        "completed": len(latencies),
+        "errors": state["errors"],
+        "first_error": state["first_error"],
+    }
 
 
 async def poisson(job) -> dict:
@@ -107,10 +115,15 @@ async def poisson(job) -> dict:
         await asyncio.wait(pending, timeout=30)
     await client.close()
     in_window = int(((arrivals >= start) & (arrivals < end)).sum())
-    return {"latencies_ms": latencies, "completed": len(latencies), "arrivals": in_window,
-            "errors": state["errors"], "first_error": state["first_error"],
-            "max_issue_lag_ms": max(lags) if lags else 0.0,
-            "p99_issue_lag_ms": float(np.percentile(lags, 99)) if lags else 0.0}
+    return {
+        "latencies_ms": latencies,
+        "completed": len(latencies),
+        "arrivals": in_window,
+        "errors": state["errors"],
+        "first_error": state["first_error"],
+        "max_issue_lag_ms": max(lags) if lags else 0.0,
+        "p99_issue_lag_ms": float(np.percentile(lags, 99)) if lags else 0.0,
+    }
 
 
 async def _sleep_until(t: float) -> None:

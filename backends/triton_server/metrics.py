@@ -1,12 +1,13 @@
 """The server's own account: the statistics extension (where a request's time went) and Prometheus metrics
 (how many requests each execution batched). Pure functions over snapshots, plus the two readers.
 
-Statistics extension (tritonclient's `get_inference_statistics`): cumulative counts and nanoseconds per model —
-success, queue, compute_input, compute_infer, compute_output — and inference_count / execution_count. A
-measurement takes a snapshot before and after and reports the difference per request, in microseconds.
+Statistics extension (tritonclient's `get_inference_statistics`): cumulative counts and nanoseconds per
+model — success, queue, compute_input, compute_infer, compute_output — and inference_count / execution_count.
+A measurement takes a snapshot before and after and reports the difference per request, in microseconds.
 Prometheus (`/metrics`, parsed with prometheus_client's parser): `nv_inference_count` (each batch element
 counted) and `nv_inference_exec_count` (executions); their ratio over a window is the achieved batch size.
 """
+
 from __future__ import annotations
 
 import urllib.request
@@ -15,6 +16,7 @@ SPLIT = ("queue", "compute_input", "compute_infer", "compute_output")
 
 
 # ----------------------------------------------------------------------------------------------- statistics
+
 
 def model_stats(control, names) -> dict[str, dict]:
     """Snapshot of the statistics extension for `names` (through a ServerControl): name → {count,
@@ -62,6 +64,7 @@ def stats_delta(before: dict[str, dict], after: dict[str, dict]) -> dict[str, di
 
 # ----------------------------------------------------------------------------------------------- prometheus
 
+
 def parse_prometheus(text: str) -> dict[tuple[str, tuple], float]:
     """Prometheus text exposition → {(sample name, ((label, value), ...)): value}."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -92,6 +95,11 @@ def metric(samples: dict, name: str, model: str) -> float:
 def achieved_batch(before: dict, after: dict, model: str) -> dict:
     """Δnv_inference_count / Δnv_inference_exec_count of `model` between two scrapes."""
     inferences = metric(after, "nv_inference_count", model) - metric(before, "nv_inference_count", model)
-    executions = metric(after, "nv_inference_exec_count", model) - metric(before, "nv_inference_exec_count", model)
-    return {"nv_inference_count": inferences, "nv_inference_exec_count": executions,
-            "batch": inferences / executions if executions else None}
+    executions = metric(after, "nv_inference_exec_count", model) - metric(
+        before, "nv_inference_exec_count", model
+    )
+    return {
+        "nv_inference_count": inferences,
+        "nv_inference_exec_count": executions,
+        "batch": inferences / executions if executions else None,
+    }

@@ -9,6 +9,7 @@ this process dies without cleaning up. A server that died is noticed and the nex
 `--triton-url` (or `GENREC_TRITON_URL`) points at an existing server instead; then nothing is started. Control
 requests (readiness, loading, statistics, metadata) go through tritonclient (control.py).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -70,8 +71,10 @@ def parse_url(text: str) -> Endpoints:
         parts = dict(item.split("=", 1) for item in text.split(",") if item)
         missing = {"http", "grpc", "metrics"} - set(parts)
         if missing or set(parts) - {"http", "grpc", "metrics"}:
-            raise BackendError(f"triton | --triton-url {text!r} must name http=, grpc= and metrics= "
-                               f"(missing: {', '.join(sorted(missing)) or 'none'})")
+            raise BackendError(
+                f"triton | --triton-url {text!r} must name http=, grpc= and metrics= "
+                f"(missing: {', '.join(sorted(missing)) or 'none'})"
+            )
         hosts = {p.rsplit(":", 1)[0] for p in parts.values()}
         if len(hosts) != 1:
             raise BackendError(f"triton | --triton-url {text!r} names several hosts; use one")
@@ -92,12 +95,16 @@ def _port(text: str, url: str) -> int:
 
 # ----------------------------------------------------------------------------------------------- the bundle
 
+
 def bundle_dir() -> Path:
     """`pytriton/tritonserver` of the installed nvidia-pytriton wheel (found without importing pytriton)."""
     spec = importlib.util.find_spec("pytriton")
     if spec is None or not spec.submodule_search_locations:
-        raise BackendUnavailable("triton", "the nvidia-pytriton wheel (which bundles tritonserver) is not "
-                                           "installed; pip install --no-deps nvidia-pytriton==0.7.0")
+        raise BackendUnavailable(
+            "triton",
+            "the nvidia-pytriton wheel (which bundles tritonserver) is not "
+            "installed; pip install --no-deps nvidia-pytriton==0.7.0",
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
 
 
@@ -105,8 +112,10 @@ def server_binary() -> Path:
     override = os.environ.get(BINARY_ENV)
     binary = Path(override) if override else bundle_dir() / "bin" / "tritonserver"
     if not (binary.is_file() and os.access(binary, os.X_OK)):
-        raise BackendUnavailable("triton", f"no executable tritonserver at {binary}"
-                                           + (f" (from ${BINARY_ENV})" if override else ""))
+        raise BackendUnavailable(
+            "triton",
+            f"no executable tritonserver at {binary}" + (f" (from ${BINARY_ENV})" if override else ""),
+        )
     return binary
 
 
@@ -116,8 +125,10 @@ def backend_directory() -> Path:
     bundle = bundle_dir()
     stub = bundle / "python_backend_stubs" / python_tag() / "triton_python_backend_stub"
     if not stub.is_file():
-        raise BackendUnavailable("triton", f"the bundled server has no Python-backend stub for Python "
-                                           f"{python_tag()} (looked at {stub})")
+        raise BackendUnavailable(
+            "triton",
+            f"the bundled server has no Python-backend stub for Python {python_tag()} (looked at {stub})",
+        )
     root = cache_dir() / "triton" / f"backends-py{python_tag()}"
     python = root / "python"
     python.mkdir(parents=True, exist_ok=True)
@@ -127,10 +138,11 @@ def backend_directory() -> Path:
 
 
 def _link_backend(python: Path, bundle: Path, stub: Path) -> None:
-    for name, src in (("libtriton_python.so", bundle / "backends" / "python" / "libtriton_python.so"),
-                      ("triton_python_backend_utils.py",
-                       bundle / "backends" / "python" / "triton_python_backend_utils.py"),
-                      ("triton_python_backend_stub", stub)):
+    for name, src in (
+        ("libtriton_python.so", bundle / "backends" / "python" / "libtriton_python.so"),
+        ("triton_python_backend_utils.py", bundle / "backends" / "python" / "triton_python_backend_utils.py"),
+        ("triton_python_backend_stub", stub),
+    ):
         link = python / name
         if link.is_symlink() and os.readlink(link) == str(src):
             continue
@@ -158,6 +170,7 @@ def shm_regions() -> set[str]:
 
 # ----------------------------------------------------------------------------------------------- servers
 
+
 class EmbeddedServer:
     """A tritonserver process of our own over a temporary model repository."""
 
@@ -174,8 +187,8 @@ class EmbeddedServer:
         self.control: ServerControl | None = None
         self.loaded: set[str] = set()
         self._stubs: dict[int, list[str]] = {}  # stub pid → its command line, to reap them after a crash
-        self._regions: set[str] = set()        # their /dev/shm regions
-        self._env_dirs: set[str] = set()       # the Python backend's /tmp/python_env_* folder
+        self._regions: set[str] = set()  # their /dev/shm regions
+        self._env_dirs: set[str] = set()  # the Python backend's /tmp/python_env_* folder
         self._env_dirs_before: set[str] = set()
 
     # -- lifecycle
@@ -203,24 +216,45 @@ class EmbeddedServer:
         env = dict(os.environ)
         env["PATH"] = f"{env_root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (str(bundle_libs), str(libpython_dir()), env.get("LD_LIBRARY_PATH")) if p)
+            p for p in (str(bundle_libs), str(libpython_dir()), env.get("LD_LIBRARY_PATH")) if p
+        )
         env.pop("PYTHONPATH", None)  # the stub ignores it; a stale one only confuses a reader of the env
         self.endpoints = Endpoints("127.0.0.1", free_port(), free_port(), free_port())
         self.control = ServerControl(self.endpoints.http)
-        cmd = [str(binary), f"--model-repository={self.repository}", f"--backend-directory={backends}",
-               "--model-control-mode=explicit", "--disable-auto-complete-config", "--strict-readiness=true",
-               f"--exit-timeout-secs={self.exit_timeout_s}", "--log-verbose=0",
-               f"--http-address={self.endpoints.host}", f"--http-port={self.endpoints.http_port}",
-               f"--grpc-address={self.endpoints.host}", f"--grpc-port={self.endpoints.grpc_port}",
-               f"--metrics-address={self.endpoints.host}", f"--metrics-port={self.endpoints.metrics_port}",
-               "--allow-metrics=true", "--metrics-interval-ms=500"]
+        cmd = [
+            str(binary),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={backends}",
+            "--model-control-mode=explicit",
+            "--disable-auto-complete-config",
+            "--strict-readiness=true",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            "--log-verbose=0",
+            f"--http-address={self.endpoints.host}",
+            f"--http-port={self.endpoints.http_port}",
+            f"--grpc-address={self.endpoints.host}",
+            f"--grpc-port={self.endpoints.grpc_port}",
+            f"--metrics-address={self.endpoints.host}",
+            f"--metrics-port={self.endpoints.metrics_port}",
+            "--allow-metrics=true",
+            "--metrics-interval-ms=500",
+        ]
         if not self.gpu:
-            cmd += ["--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0",
-                    "--cuda-memory-pool-byte-size=0:0"]
+            cmd += [
+                "--allow-gpu-metrics=false",
+                "--pinned-memory-pool-byte-size=0",
+                "--cuda-memory-pool-byte-size=0:0",
+            ]
         self._env_dirs_before = _python_env_dirs()
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, preexec_fn=die_with_parent)  # noqa: PLW1509 - see processes.py
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=die_with_parent,
+            )  # noqa: PLW1509 - see processes.py
         _track(self)
 
     def _wait_ready(self) -> None:
@@ -228,13 +262,17 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
-                raise BackendError(f"triton | tritonserver exited with code {code} while starting; "
-                                   f"log tail:\n{self.log_tail()}")
+                raise BackendError(
+                    f"triton | tritonserver exited with code {code} while starting; "
+                    f"log tail:\n{self.log_tail()}"
+                )
             if self.control.ready():
                 return
             time.sleep(0.1)
-        raise BackendError(f"triton | tritonserver was not ready within {self.startup_timeout_s:.0f} s; "
-                           f"log tail:\n{self.log_tail()}")
+        raise BackendError(
+            f"triton | tritonserver was not ready within {self.startup_timeout_s:.0f} s; "
+            f"log tail:\n{self.log_tail()}"
+        )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -261,10 +299,10 @@ class EmbeddedServer:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _reap_after_crash(self) -> None:
-        """A server that did not exit cleanly (killed, crashed) leaves its Python-backend stubs behind, orphaned
-        and deaf to SIGTERM, each holding a /dev/shm region. End the stubs we saw it start — only processes whose
-        command line is still exactly the one recorded, so never another server's — with SIGTERM, then SIGKILL,
-        and unlink the regions named on their command lines."""
+        """A server that did not exit cleanly (killed, crashed) leaves its Python-backend stubs behind,
+        orphaned and deaf to SIGTERM, each holding a /dev/shm region. End the stubs we saw it start — only
+        processes whose command line is still exactly the one recorded, so never another server's — with
+        SIGTERM, then SIGKILL, and unlink the regions named on their command lines."""
         import psutil
 
         stubs = []
@@ -332,8 +370,9 @@ class EmbeddedServer:
     def _require_alive(self, what: str) -> None:
         if not self.alive():
             code = None if self.proc is None else self.proc.returncode
-            raise BackendError(f"triton | the server is not running ({what}; exit code {code}); log tail:\n"
-                               f"{self.log_tail()}")
+            raise BackendError(
+                f"triton | the server is not running ({what}; exit code {code}); log tail:\n{self.log_tail()}"
+            )
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -343,10 +382,18 @@ class EmbeddedServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def describe(self) -> dict:
-        return {"kind": "embedded", "binary": str(server_binary()), "pid": self.proc.pid if self.proc else None,
-                "workdir": str(self.workdir), "version": self.control.version() if self.control else None,
-                "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
-                              "metrics": self.endpoints.metrics}}
+        return {
+            "kind": "embedded",
+            "binary": str(server_binary()),
+            "pid": self.proc.pid if self.proc else None,
+            "workdir": str(self.workdir),
+            "version": self.control.version() if self.control else None,
+            "endpoints": {
+                "http": self.endpoints.http,
+                "grpc": self.endpoints.grpc,
+                "metrics": self.endpoints.metrics,
+            },
+        }
 
 
 def url_problem(url: str) -> str | None:
@@ -358,8 +405,10 @@ def url_problem(url: str) -> str | None:
     control = ServerControl(endpoints.http, timeout_s=5.0)
     try:
         if not control.live():
-            return (f"nothing answers at {endpoints.http} (its HTTP endpoint); start the server there or correct "
-                    f"the URL")
+            return (
+                f"nothing answers at {endpoints.http} (its HTTP endpoint); start the server there or correct "
+                f"the URL"
+            )
     finally:
         control.close()
     return None
@@ -376,8 +425,10 @@ class RemoteServer:
         self.control = ServerControl(endpoints.http)
         self.loaded: set[str] = set()
         if not self.control.live():
-            raise BackendError(f"triton | nothing answers at {endpoints.http} (--triton-url {url}): start the "
-                               f"server there or correct the URL")
+            raise BackendError(
+                f"triton | nothing answers at {endpoints.http} (--triton-url {url}): start the "
+                f"server there or correct the URL"
+            )
 
     def alive(self) -> bool:
         return self.control.live()
@@ -387,9 +438,10 @@ class RemoteServer:
             try:
                 self.control.load(name)
             except BackendError as err:
-                raise BackendError(f"{err} (server at {self.endpoints.http}); its repository needs the model: "
-                                   f"write one with `python -m genrec_bench.backends.triton_server.repository`"
-                                   ) from None
+                raise BackendError(
+                    f"{err} (server at {self.endpoints.http}); its repository needs the model: "
+                    f"write one with `python -m genrec_bench.backends.triton_server.repository`"
+                ) from None
         self.loaded.add(name)
 
     def stop(self) -> None:
@@ -400,9 +452,15 @@ class RemoteServer:
         return f"(the server at {self.endpoints.http} is not ours; see its own log)"
 
     def describe(self) -> dict:
-        return {"kind": "remote", "version": self.control.version(),
-                "endpoints": {"http": self.endpoints.http, "grpc": self.endpoints.grpc,
-                              "metrics": self.endpoints.metrics}}
+        return {
+            "kind": "remote",
+            "version": self.control.version(),
+            "endpoints": {
+                "http": self.endpoints.http,
+                "grpc": self.endpoints.grpc,
+                "metrics": self.endpoints.metrics,
+            },
+        }
 
 
 # ----------------------------------------------------------------------------------------------- sharing
@@ -413,8 +471,9 @@ _shared: EmbeddedServer | RemoteServer | None = None
 _handlers_installed = False
 
 
-def shared_server(*, gpu: bool, url: str | None = None,
-                  startup_timeout_s: float = 90.0) -> EmbeddedServer | RemoteServer:
+def shared_server(
+    *, gpu: bool, url: str | None = None, startup_timeout_s: float = 90.0
+) -> EmbeddedServer | RemoteServer:
     """The process's server: the remote one at `url` when given, else the embedded one, started (again, if the
     last one died) on first use."""
     global _shared
@@ -459,8 +518,11 @@ def _install_handlers() -> None:
     # SIGTERM's default action skips atexit; stop the servers first, then die of it as before. Only when no
     # one else handles SIGTERM (the pytest plugin does: it turns SIGTERM into an interrupt that unwinds) and
     # only the main thread may install handlers.
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+
         def on_term(signum, frame):
             shutdown_all()
             signal.signal(signal.SIGTERM, signal.SIG_DFL)

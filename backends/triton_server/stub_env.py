@@ -7,6 +7,7 @@ So the harness keeps one virtual environment per interpreter under the cache dir
 first on sys.path and shadows 2.x. It is made once, on first use, and reused; `GENREC_WHEELHOUSE` names a
 folder of wheels to install from where no package index can be reached.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -41,13 +42,19 @@ def libpython_dir() -> Path:
     """Where the shared libpython of this interpreter lives (the stub links it by soname)."""
     soname = f"libpython{python_tag()}.so.1.0"
     places = [sysconfig.get_config_var(v) for v in ("LIBDIR", "LIBPL")]
-    places += [f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}", "/usr/local/lib", "/usr/lib"]
+    places += [
+        f"/usr/lib/{sysconfig.get_config_var('MULTIARCH') or 'x86_64-linux-gnu'}",
+        "/usr/local/lib",
+        "/usr/lib",
+    ]
     for place in places:
         if place and (Path(place) / soname).exists():
             return Path(place)
-    raise BackendError(f"triton | the Python-backend stub needs a shared {soname}, found in none of "
-                       f"{', '.join(p for p in places if p)}; install libpython{python_tag()} or use a Python "
-                       f"built with --enable-shared")
+    raise BackendError(
+        f"triton | the Python-backend stub needs a shared {soname}, found in none of "
+        f"{', '.join(p for p in places if p)}; install libpython{python_tag()} or use a Python "
+        f"built with --enable-shared"
+    )
 
 
 def parent_site_packages() -> list[str]:
@@ -96,18 +103,35 @@ def _make(env: Path) -> None:
     site = _env_site_packages(env)
     if not site.is_dir():
         raise BackendError(f"triton | the stub venv has no {site}; venv layout not understood")
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-           "--no-compile", "--target", str(site), NUMPY_PIN]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(site),
+        NUMPY_PIN,
+    ]
     wheelhouse = os.environ.get(WHEELHOUSE_ENV)
     if wheelhouse:
         cmd[4:4] = ["--no-index", "--find-links", wheelhouse]
     _run(cmd, f"installing {NUMPY_PIN} into the stub venv")
     (site / _PTH_NAME).write_text("".join(p + "\n" for p in parent_site_packages()))
-    check = subprocess.run([str(env / "bin" / "python3"), "-c", "import numpy; print(numpy.__version__)"],
-                           capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [str(env / "bin" / "python3"), "-c", "import numpy; print(numpy.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if check.returncode != 0 or not check.stdout.startswith("1."):
-        raise BackendError(f"triton | the stub venv does not import numpy 1.x: "
-                           f"{(check.stdout + check.stderr).strip()[-400:]}")
+        raise BackendError(
+            f"triton | the stub venv does not import numpy 1.x: "
+            f"{(check.stdout + check.stderr).strip()[-400:]}"
+        )
     (env / _DONE_MARK).write_text(check.stdout)
 
 

@@ -8,6 +8,7 @@ sits in L2 from an earlier call. Each record carries the bytes the op must move,
 fraction of the HBM bandwidth of a device-to-device copy measured in the same run. Every timed provider is
 first checked against the fp32 reference, so a wrong kernel is never timed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ from genrec_bench.bench.kernel_micro.jagged_pooling import bench_jagged
 
 def main(argv: list[str] | None = None) -> int:
     """Run the micro-benchmarks and write one JSON file."""
-    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.kernel_micro", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m genrec_bench.bench.kernel_micro", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
     parser.add_argument("--ops", default="interaction,jagged_pooling", help="comma-separated ops to run")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
@@ -38,15 +41,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{info}\nHBM device-to-device copy: {hbm['gbps']:.0f} GB/s", flush=True)
     records: list[dict] = []
     if "interaction" in ops:
-        shapes = [(256, 32, 128, torch.float16)] if args.quick else [
-            (4096, 32, 128, torch.float16), (4096, 32, 128, torch.bfloat16), (4096, 32, 128, torch.float32),
-            (1024, 27, 128, torch.float16)]
+        shapes = (
+            [(256, 32, 128, torch.float16)]
+            if args.quick
+            else [
+                (4096, 32, 128, torch.float16),
+                (4096, 32, 128, torch.bfloat16),
+                (4096, 32, 128, torch.float32),
+                (1024, 27, 128, torch.float16),
+            ]
+        )
         for i, (b, f, d, dt) in enumerate(shapes):
             records += bench_interaction(b, f, d, dt, hbm["gbps"], sweep=args.sweep and i in (0, 2))
     if "jagged_pooling" in ops:
-        shapes = [(256, 16, 128, 10_000, torch.float16, "sum")] if args.quick else [
-            (4096, 128, 128, 1_000_000, torch.float16, "sum"), (4096, 128, 128, 1_000_000, torch.float32, "sum"),
-            (16384, 128, 128, 1_000_000, torch.bfloat16, "mean")]
+        shapes = (
+            [(256, 16, 128, 10_000, torch.float16, "sum")]
+            if args.quick
+            else [
+                (4096, 128, 128, 1_000_000, torch.float16, "sum"),
+                (4096, 128, 128, 1_000_000, torch.float32, "sum"),
+                (16384, 128, 128, 1_000_000, torch.bfloat16, "mean"),
+            ]
+        )
         for i, (b, n, d, v, dt, mode) in enumerate(shapes):
             records += bench_jagged(b, n, d, v, dt, mode, hbm["gbps"], sweep=args.sweep and i == 0)
     with open(args.json, "w") as fh:

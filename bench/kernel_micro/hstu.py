@@ -1,18 +1,21 @@
-"""HSTU attention micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.hstu --json OUT.json``.
+"""HSTU attention micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.hstu --json
+OUT.json``.
 
 - prefill: one layer of causal HSTU attention at a workload's lengths (default the ``base`` preset's, seed
-  1234: 72,270 tokens over 256 users, H=8, dh=32). The Triton kernel runs jagged on the model's layout (q, k, v
-  as column views of one projection); the torch providers run the model's padded [B, H, S, S] form eagerly and
-  compiled on padded copies made outside the timing, and torch's flash SDPA (softmax, causal, padded) is timed
-  as a reference point for what a tuned attention kernel costs (it computes a different function, so it is
-  not checked).
+  1234: 72,270 tokens over 256 users, H=8, dh=32). The Triton kernel runs jagged on the model's layout (q, k,
+  v as column views of one projection); the torch providers run the model's padded [B, H, S, S] form eagerly
+  and compiled on padded copies made outside the timing, and torch's flash SDPA (softmax, causal, padded) is
+  timed as a reference point for what a tuned attention kernel costs (it computes a different function, so it
+  is not checked).
 - decode: one decode step of every layer (default 4) on the paged KV cache, against the padded cache the
   torch model concatenates to, and flash SDPA over that padded cache.
 
-Timing, rotation over input copies larger than L2 and the record shape are bench/kernel_micro/common.py's; each
-record adds the FLOPs the op must do (causal, jagged: 4·dh per visible query-key pair and head) and TFLOP/s
-on them. Every provider is first checked against the fp32 reference; a wrong kernel is recorded, not timed.
+Timing, rotation over input copies larger than L2 and the record shape are bench/kernel_micro/common.py's;
+each record adds the FLOPs the op must do (causal, jagged: 4·dh per visible query-key pair and head) and
+TFLOP/s on them. Every provider is first checked against the fp32 reference; a wrong kernel is recorded, not
+timed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,19 +80,23 @@ def line(r: dict) -> str:
     """One printed row of a record."""
     if "error" in r:
         return f"{r['op']:<14} {r['provider']:<44} ERROR {r['error']}"
-    return (f"{r['op']:<14} {r['provider']:<44} {r['dtype']:<8} {r['median_us']:>9.2f} us "
-            f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}] {r['tflops']:>7.1f} TFLOP/s {r['gbps']:>6.0f} GB/s "
-            f"({r['timing_mode']}; launches {r['launch_median_us']:.1f})")
+    return (
+        f"{r['op']:<14} {r['provider']:<44} {r['dtype']:<8} {r['median_us']:>9.2f} us "
+        f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}] {r['tflops']:>7.1f} TFLOP/s {r['gbps']:>6.0f} GB/s "
+        f"({r['timing_mode']}; launches {r['launch_median_us']:.1f})"
+    )
 
 
 #: Provider-name prefixes to run (``--providers``); empty: all of them.
 SELECTED: tuple[str, ...] = ()
 
 
-def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, flops,
-                  hbm_gbps) -> list[dict]:
-    """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A wrong
-    provider, or one that cannot run here (e.g. flash SDPA refusing a shape), is recorded with why, not timed."""
+def run_providers(
+    op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, flops, hbm_gbps
+) -> list[dict]:
+    """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A
+    wrong provider, or one that cannot run here (e.g. flash SDPA refusing a shape), is recorded with why, not
+    timed."""
     same_bytes = copy_us(nbytes)
     records = []
     for name, fn in providers.items():
@@ -100,14 +107,27 @@ def run_providers(op, providers: dict, checks: dict, inputs, *, shape, dtype, nb
             out = fn(*inputs[0])
             if check is not None:
                 check(out, inputs[0])
-        except Exception as exc:  # a wrong or failing provider (compile error, refused shape) must not end the run
+        except (
+            Exception
+        ) as exc:  # a wrong or failing provider (compile error, refused shape) must not end the run
             print(f"{op} {name}: not timed\n{type(exc).__name__}: {exc}", flush=True)
             records.append({"op": op, "provider": name, "shape": shape, "error": str(exc).splitlines()[0]})
             continue
         timed = _time(fn, inputs)
-        rec = _record(op, name, shape, dtype, nbytes, hbm_gbps, timed, same_bytes, flops=flops,
-                      tflops=round(flops / timed["timing"]["median_us"] / 1e6, 2), checked=check is not None,
-                      input_copies=len(inputs))
+        rec = _record(
+            op,
+            name,
+            shape,
+            dtype,
+            nbytes,
+            hbm_gbps,
+            timed,
+            same_bytes,
+            flops=flops,
+            tflops=round(flops / timed["timing"]["median_us"] / 1e6, 2),
+            checked=check is not None,
+            input_copies=len(inputs),
+        )
         records.append(rec)
         print(line(rec), flush=True)
     return records
@@ -138,7 +158,7 @@ def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> 
 
     def make(_):
         projection = torch.randn(total, 4 * dim, device=DEVICE, generator=gen).to(dtype)
-        q, k, v = (projection[:, i * dim:(i + 1) * dim].view(total, heads, head_dim) for i in (2, 3, 1))
+        q, k, v = (projection[:, i * dim : (i + 1) * dim].view(total, heads, head_dim) for i in (2, 3, 1))
         return (q, k, v, *(_padded(t, user, pos, batch, width) for t in (q, k, v)))
 
     inputs = _copies(make, 7 * total * dim * 2)
@@ -150,12 +170,15 @@ def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> 
         "torch-sdpa-flash-padded": lambda q, k, v, qp, kp, vp: flash_sdpa(qp, kp, vp, causal=True),
     }
     if sweep:
-        configs = [{**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages} for c in impl.SWEEP_CONFIGS]
+        configs = [
+            {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages} for c in impl.SWEEP_CONFIGS
+        ]
         configs += [{**configs[1], "FAST_SILU": False}]
         for cfg in configs:
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda q, k, v, *_, cfg=cfg: impl.hstu_attention_triton(
-                q, k, v, offsets, max_seq_len=width, config=cfg)
+                q, k, v, offsets, max_seq_len=width, config=cfg
+            )
     q0, k0, v0 = inputs[0][:3]
     want = hstu_attention_reference(q0, k0, v0, offsets)
     magnitude = hstu_attention_reference(q0, k0, v0, offsets, magnitude=True)
@@ -166,10 +189,25 @@ def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> 
         assert_within_bound(out, want, magnitude, "hstu_attention")
 
     checks = {name: check for name in providers if name != "torch-sdpa-flash-padded"}
-    shape = {"B": batch, "H": heads, "dh": head_dim, "tokens": total, "max_len": width,
-             "mean_len": round(total / batch, 2)}
-    records = run_providers("hstu_attention", providers, checks, inputs, shape=shape, dtype=dtype,
-                   nbytes=4 * total * dim * 2, flops=causal_flops(lengths, heads, head_dim), hbm_gbps=hbm_gbps)
+    shape = {
+        "B": batch,
+        "H": heads,
+        "dh": head_dim,
+        "tokens": total,
+        "max_len": width,
+        "mean_len": round(total / batch, 2),
+    }
+    records = run_providers(
+        "hstu_attention",
+        providers,
+        checks,
+        inputs,
+        shape=shape,
+        dtype=dtype,
+        nbytes=4 * total * dim * 2,
+        flops=causal_flops(lengths, heads, head_dim),
+        hbm_gbps=hbm_gbps,
+    )
     note_config(records, impl.hstu_attention_autotuned)
     return records
 
@@ -190,21 +228,40 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
     count = (lengths + 1).to(dtype).view(batch, 1, 1, 1)
 
     def make(_):
-        history = [[torch.randn(total, heads, head_dim, device=DEVICE, generator=gen).to(dtype)
-                    for _ in range(layers)] for _ in range(2)]
+        history = [
+            [
+                torch.randn(total, heads, head_dim, device=DEVICE, generator=gen).to(dtype)
+                for _ in range(layers)
+            ]
+            for _ in range(2)
+        ]
         k_cache, v_cache = paged_caches_from_jagged(*history, offsets, lengths, width=width)
         projection = torch.randn(layers, batch, 4 * dim, device=DEVICE, generator=gen).to(dtype)
-        q, k, v = (projection[..., i * dim:(i + 1) * dim].view(layers, batch, heads, head_dim) for i in (2, 3, 1))
-        padded = [torch.stack([c.history(layer, lengths, width).transpose(1, 2) for layer in range(layers)])
-                  for c in (k_cache, v_cache)]  # [L, B, H, S, dh], as the torch model's cache
+        q, k, v = (
+            projection[..., i * dim : (i + 1) * dim].view(layers, batch, heads, head_dim) for i in (2, 3, 1)
+        )
+        padded = [
+            torch.stack([c.history(layer, lengths, width).transpose(1, 2) for layer in range(layers)])
+            for c in (k_cache, v_cache)
+        ]  # [L, B, H, S, dh], as the torch model's cache
         return q, k, v, k_cache, v_cache, *padded
 
     def triton_step(q, k, v, kc, vc, *_, splits=None, cfg=None):
         if splits is None and cfg is None:
-            return torch.stack([hstu_decode_attention(q[i], k[i], v[i], kc, vc, lengths, layer=i, kernel="triton")
-                                for i in range(layers)])
-        return torch.stack([impl.hstu_decode_triton(q[i], k[i], v[i], kc, vc, lengths, layer=i,
-                                                    splits=splits or 1, config=cfg) for i in range(layers)])
+            return torch.stack(
+                [
+                    hstu_decode_attention(q[i], k[i], v[i], kc, vc, lengths, layer=i, kernel="triton")
+                    for i in range(layers)
+                ]
+            )
+        return torch.stack(
+            [
+                impl.hstu_decode_triton(
+                    q[i], k[i], v[i], kc, vc, lengths, layer=i, splits=splits or 1, config=cfg
+                )
+                for i in range(layers)
+            ]
+        )
 
     def torch_step(q, k, v, kc, vc, kp, vp):
         out = []
@@ -214,27 +271,46 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
         return torch.stack(out)
 
     def sdpa_step(q, k, v, kc, vc, kp, vp):
-        return torch.stack([flash_sdpa(q[i].unsqueeze(2), torch.cat([kp[i], k[i].unsqueeze(2)], 2),
-                                       torch.cat([vp[i], v[i].unsqueeze(2)], 2), causal=False)
-                            for i in range(layers)])
+        return torch.stack(
+            [
+                flash_sdpa(
+                    q[i].unsqueeze(2),
+                    torch.cat([kp[i], k[i].unsqueeze(2)], 2),
+                    torch.cat([vp[i], v[i].unsqueeze(2)], 2),
+                    causal=False,
+                )
+                for i in range(layers)
+            ]
+        )
 
     per_copy = 2 * layers * (total + batch * width) * dim * 2
     inputs = _copies(make, per_copy)
     compiled = torch.compile(torch_step, dynamic=False)
-    providers = {"triton": triton_step, "torch-eager-padded": torch_step, "torch-compile-padded": compiled,
-                 "torch-sdpa-flash-padded": sdpa_step}
+    providers = {
+        "triton": triton_step,
+        "torch-eager-padded": torch_step,
+        "torch-compile-padded": compiled,
+        "torch-sdpa-flash-padded": sdpa_step,
+    }
     for splits in (2, 4):
         providers[f"triton-splits{splits}"] = lambda *a, s=splits: triton_step(*a, splits=s)
     if sweep:
         for c in impl.SWEEP_CONFIGS:
             cfg = {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}
-            providers["triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())] = (
-                lambda *a, cfg=cfg: triton_step(*a, cfg=cfg))
+            providers["triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())] = lambda *a, cfg=cfg: (
+                triton_step(*a, cfg=cfg)
+            )
     q0, k0, v0, kc0, vc0 = inputs[0][:5]
     histories = [[c.history(i, lengths, width - 1) for c in (kc0, vc0)] for i in range(layers)]
-    want = torch.stack([hstu_decode_reference(q0[i], k0[i], v0[i], *histories[i], lengths) for i in range(layers)])
-    magnitude = torch.stack([hstu_decode_reference(q0[i], k0[i], v0[i], *histories[i], lengths, magnitude=True)
-                             for i in range(layers)])
+    want = torch.stack(
+        [hstu_decode_reference(q0[i], k0[i], v0[i], *histories[i], lengths) for i in range(layers)]
+    )
+    magnitude = torch.stack(
+        [
+            hstu_decode_reference(q0[i], k0[i], v0[i], *histories[i], lengths, magnitude=True)
+            for i in range(layers)
+        ]
+    )
 
     def check(out, _args):
         assert_within_bound(out, want, magnitude, "hstu_decode_attention")
@@ -243,10 +319,25 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
     history_bytes = 2 * total * dim * 2
     nbytes = layers * (history_bytes + 4 * batch * dim * 2 + 2 * batch * dim * 2)
     flops = layers * 4 * head_dim * heads * float((lengths + 1).sum())
-    shape = {"B": batch, "layers": layers, "H": heads, "dh": head_dim, "history_tokens": total,
-             "page_size": kc0.page_size}
-    records = run_providers("hstu_decode", providers, checks, inputs, shape=shape, dtype=dtype, nbytes=nbytes,
-                            flops=flops, hbm_gbps=hbm_gbps)
+    shape = {
+        "B": batch,
+        "layers": layers,
+        "H": heads,
+        "dh": head_dim,
+        "history_tokens": total,
+        "page_size": kc0.page_size,
+    }
+    records = run_providers(
+        "hstu_decode",
+        providers,
+        checks,
+        inputs,
+        shape=shape,
+        dtype=dtype,
+        nbytes=nbytes,
+        flops=flops,
+        hbm_gbps=hbm_gbps,
+    )
     note_config(records, impl.hstu_decode_autotuned)
     return records
 
@@ -276,12 +367,17 @@ def write(path: str, info: dict, hbm: dict, records: list[dict]) -> None:
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without CUDA."""
+    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without
+    CUDA."""
     parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
     parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
     parser.add_argument("--quick", action="store_true", help="a small shape (a smoke run)")
-    parser.add_argument("--providers", default="", metavar="PREFIXES",
-                        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)")
+    parser.add_argument(
+        "--providers",
+        default="",
+        metavar="PREFIXES",
+        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)",
+    )
     args = parser.parse_args(argv)
     select(args.providers)
     started = start(parser.prog, args.quick)
@@ -290,9 +386,13 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the HSTU micro-benchmarks and write one JSON file."""
-    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.kernel_micro.hstu", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m genrec_bench.bench.kernel_micro.hstu", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--ops", default="prefill,decode", help="comma-separated: prefill, decode")
-    parser.add_argument("--model", default="base", help="preset whose workload lengths are used (default base)")
+    parser.add_argument(
+        "--model", default="base", help="preset whose workload lengths are used (default base)"
+    )
     parser.add_argument("--dtypes", default="float16", help="comma-separated torch dtypes (default float16)")
     parsed = parse(parser, argv)
     if parsed is None:
@@ -307,12 +407,15 @@ def main(argv: list[str] | None = None) -> int:
     for i, dtype in enumerate(getattr(torch, name) for name in args.dtypes.split(",")):
         if "prefill" in args.ops:
             lengths = workload_lengths(args.model, "prefill", batch, seq_len)
-            records += bench_prefill(lengths, heads, head_dim, dtype, hbm["gbps"], sweep=args.sweep and i == 0)
+            records += bench_prefill(
+                lengths, heads, head_dim, dtype, hbm["gbps"], sweep=args.sweep and i == 0
+            )
             write(args.json, info, hbm, records)  # after each op, so a run cut short keeps what it measured
         if "decode" in args.ops:
             lengths = workload_lengths(args.model, "decode", batch, seq_len)
-            records += bench_decode(lengths, cfg.num_layers, heads, head_dim, dtype, hbm["gbps"],
-                                    sweep=args.sweep and i == 0)
+            records += bench_decode(
+                lengths, cfg.num_layers, heads, head_dim, dtype, hbm["gbps"], sweep=args.sweep and i == 0
+            )
     write(args.json, info, hbm, records)
     return 0
 

@@ -1,5 +1,6 @@
 """Micro-benchmark of the DLRM dot interaction: the Triton kernel, the fp32 reference eager and compiled, and
 the usual hand-written bmm + gather."""
+
 from __future__ import annotations
 
 import torch
@@ -41,7 +42,15 @@ def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> 
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda x, cfg=cfg: impl.interaction_triton(x, config=cfg)
     want = interaction_reference(inputs[0][0])
-    return run_providers("interaction", providers, inputs, want, dtype=dtype, check_size=dim, shape=shape,
-                          nbytes=nbytes, hbm_gbps=hbm_gbps, autotuned=impl.interaction_autotuned)
-
-
+    return run_providers(
+        "interaction",
+        providers,
+        inputs,
+        want,
+        dtype=dtype,
+        check_size=dim,
+        shape=shape,
+        nbytes=nbytes,
+        hbm_gbps=hbm_gbps,
+        autotuned=impl.interaction_autotuned,
+    )

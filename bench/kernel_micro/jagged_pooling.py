@@ -1,5 +1,6 @@
 """Micro-benchmark of jagged embedding-bag pooling: the Triton kernel, the fp32 reference eager and compiled,
 and torch's embedding_bag."""
+
 from __future__ import annotations
 
 import torch
@@ -35,15 +36,26 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
         "torch-eager-fp32ref": lambda v, o, t: jagged_pooling_reference(v, o, t, mode=mode),
         "torch-compile-fp32ref": lambda v, o, t: compiled(v, o, t, mode=mode),
         "torch-embedding_bag": lambda v, o, t: torch.nn.functional.embedding_bag(
-            v, t, o[:-1], mode=mode, include_last_offset=False),
+            v, t, o[:-1], mode=mode, include_last_offset=False
+        ),
     }
     if sweep:
         for c in impl.SWEEP_CONFIGS:
             cfg = {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
-            providers[name] = lambda v, o, t, cfg=cfg: impl.jagged_pooling_triton(v, o, t, mode=mode, config=cfg)
+            providers[name] = lambda v, o, t, cfg=cfg: impl.jagged_pooling_triton(
+                v, o, t, mode=mode, config=cfg
+            )
     want = jagged_pooling_reference(*inputs[0], mode=mode)
-    return run_providers("jagged_pooling", providers, inputs, want, dtype=dtype, check_size=2 * mean_length,
-                          shape=shape, nbytes=nbytes, hbm_gbps=hbm_gbps, autotuned=impl.jagged_pooling_autotuned)
-
-
+    return run_providers(
+        "jagged_pooling",
+        providers,
+        inputs,
+        want,
+        dtype=dtype,
+        check_size=2 * mean_length,
+        shape=shape,
+        nbytes=nbytes,
+        hbm_gbps=hbm_gbps,
+        autotuned=impl.jagged_pooling_autotuned,
+    )

@@ -1,6 +1,7 @@
-"""LoadGen's accuracy mode, checked by our oracle: every sample of the Query Sample Library, as LoadGen logged the
-SUT's answer in mlperf_log_accuracy.json, against the library's fp32 reference (bench.oracle.compare: value
-error and top-k agreement at the cell's precision's tolerance)."""
+"""LoadGen's accuracy mode, checked by our oracle: every sample of the Query Sample Library, as LoadGen logged
+the SUT's answer in mlperf_log_accuracy.json, against the library's fp32 reference (bench.oracle.compare:
+value error and top-k agreement at the cell's precision's tolerance)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,10 +22,16 @@ def check(entries: list[dict], qsl: QuerySampleLibrary, tolerance: dict) -> tupl
     for entry in entries:
         answers[int(entry["qsl_idx"])] = decode(bytes.fromhex(entry["data"]))
     missing = sorted(set(range(qsl.count)) - set(answers))
-    section = {"samples_logged": len(entries), "samples_checked": len(answers), "qsl_count": qsl.count,
-               "missing": missing[:20]}
+    section = {
+        "samples_logged": len(entries),
+        "samples_checked": len(answers),
+        "qsl_count": qsl.count,
+        "missing": missing[:20],
+    }
     if not answers:
-        numerics = failed(REFERENCE, tolerance, "LoadGen's accuracy log holds no answers (did every call fail?)")
+        numerics = failed(
+            REFERENCE, tolerance, "LoadGen's accuracy log holds no answers (did every call fail?)"
+        )
         return numerics, section | {"passed": False, "numerics": numerics.as_dict()}
     order = sorted(answers)
     ks = {len(answers[i][1]) for i in order}
@@ -32,9 +39,14 @@ def check(entries: list[dict], qsl: QuerySampleLibrary, tolerance: dict) -> tupl
         raise ValueError(f"answers of different k in one accuracy log: {sorted(ks)}")
     scores = torch.from_numpy(np.stack([answers[i][0] for i in order])).float()
     items = torch.from_numpy(np.stack([answers[i][1] for i in order])).long()
-    numerics = compare(qsl.reference().rows(torch.as_tensor(order)), scores, items, tolerance, reference=REFERENCE)
+    numerics = compare(
+        qsl.reference().rows(torch.as_tensor(order)), scores, items, tolerance, reference=REFERENCE
+    )
     if missing:
         numerics = dataclasses.replace(
-            numerics, passed=False, message=f"{len(missing)} of {qsl.count} samples have no answer in the accuracy "
-                                            f"log" + ("" if numerics.passed else f"; {numerics.message}"))
+            numerics,
+            passed=False,
+            message=f"{len(missing)} of {qsl.count} samples have no answer in the accuracy "
+            f"log" + ("" if numerics.passed else f"; {numerics.message}"),
+        )
     return numerics, section | {"passed": numerics.passed, "numerics": numerics.as_dict()}

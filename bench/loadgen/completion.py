@@ -1,15 +1,16 @@
-"""How a System Under Test answers LoadGen: QuerySamplesComplete with each sample's answer, the per-sample latency
-the SUT saw, and the first error.
+"""How a System Under Test answers LoadGen: QuerySamplesComplete with each sample's answer, the per-sample
+latency the SUT saw, and the first error.
 
-In accuracy mode each response carries the sample's top-k as bytes (k int64 items, then k float32 scores), which
-LoadGen writes into mlperf_log_accuracy.json for accuracy.py; in performance mode responses carry no data.
-A failed call still completes its samples (empty), or LoadGen would wait for them forever; the run is then
-failed by the runner with the first error.
+In accuracy mode each response carries the sample's top-k as bytes (k int64 items, then k float32 scores),
+which LoadGen writes into mlperf_log_accuracy.json for accuracy.py; in performance mode responses carry no
+data. A failed call still completes its samples (empty), or LoadGen would wait for them forever; the run is
+then failed by the runner with the first error.
 
 LoadGen keeps a thread-local logger per thread that calls it, and a short-lived thread that exits while its
 logger is being read crashes the process (a known LoadGen race): every SUT calls QuerySamplesComplete from
 threads that live until StartTest has returned.
 """
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,8 @@ class Completions:
         self._lock = threading.Lock()
 
     def complete(self, ids: list[int], issued_ns: list[int], scores=None, items=None) -> None:
-        """Answer samples `ids` (issued at `issued_ns`) with rows of `scores`/`items` [n, k] (accuracy mode)."""
+        """Answer samples `ids` (issued at `issued_ns`) with rows of `scores`/`items` [n, k] (accuracy
+        mode)."""
         lg = self.lg
         if self.accuracy and scores is not None:
             payload = encode(np.asarray(scores)[: len(ids)], np.asarray(items)[: len(ids)])

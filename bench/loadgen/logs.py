@@ -5,6 +5,7 @@ mlperf_log_detail.txt holds one `:::MLLOG {json}` line per fact (key, value, met
 the last value of a key wins. mlperf_log_summary.txt is the human summary; its `Result is :` line must agree
 with the detail log's `result_validity`, and its recommendations are kept as written.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def read_detail(path: Path) -> dict:
         if not line.startswith(PREFIX):
             continue
         try:
-            entry = json.loads(line[len(PREFIX):])
+            entry = json.loads(line[len(PREFIX) :])
         except json.JSONDecodeError as exc:
             raise BackendError(f"loadgen | {path}:{number} is not an MLLOG JSON line: {exc}") from None
         values[entry["key"]] = entry["value"]
@@ -69,33 +70,48 @@ def result(scenario: str, folder: Path) -> dict:
     v = detail["values"]
     validity = v.get("result_validity")
     if validity is None:
-        raise BackendError(f"loadgen | {folder / DETAIL} has no result_validity: the run did not finish; "
-                           f"errors: {'; '.join(detail['errors']) or 'none logged'}")
+        raise BackendError(
+            f"loadgen | {folder / DETAIL} has no result_validity: the run did not finish; "
+            f"errors: {'; '.join(detail['errors']) or 'none logged'}"
+        )
     if summary["validity"] not in (None, validity):
-        raise BackendError(f"loadgen | {folder}: the summary says {summary['validity']} but the detail log says "
-                           f"{validity}")
+        raise BackendError(
+            f"loadgen | {folder}: the summary says {summary['validity']} but the detail log says {validity}"
+        )
     reasons = [why for key, why in CONSTRAINTS.items() if v.get(key) is False]
     if v.get("result_invalid_reason"):
         reasons.append(v["result_invalid_reason"].strip())
     reasons += [e for e in detail["errors"] if e not in reasons]
-    latency = {"min": _ms(v.get("result_min_latency_ns")), "max": _ms(v.get("result_max_latency_ns")),
-               "mean": _ms(v.get("result_mean_latency_ns"))}
-    latency |= {f"p{p.rstrip('0').rstrip('.')}": _ms(v.get(f"result_{p}_percentile_latency_ns")) for p in PERCENTILES}
+    latency = {
+        "min": _ms(v.get("result_min_latency_ns")),
+        "max": _ms(v.get("result_max_latency_ns")),
+        "mean": _ms(v.get("result_mean_latency_ns")),
+    }
+    latency |= {
+        f"p{p.rstrip('0').rstrip('.')}": _ms(v.get(f"result_{p}_percentile_latency_ns")) for p in PERCENTILES
+    }
     out = {
-        "validity": validity, "valid": validity == "VALID", "reasons": reasons,
+        "validity": validity,
+        "valid": validity == "VALID",
+        "reasons": reasons,
         "constraints": {key.removeprefix("result_"): v[key] for key in CONSTRAINTS if key in v},
         "query_count": v.get("result_query_count"),
         "samples_per_s": _samples_per_s(scenario, v),
         "latency_ms": latency,
-        "early_stopping": {"met": v.get("early_stopping_met"),
-                           "estimate_ms": _ms(v.get("early_stopping_latency_ss", v.get("early_stopping_latency_ms"))),
-                           "text": " ".join((v.get("early_stopping_result") or "").split())},
-        "target": {"qps": v.get("effective_target_qps"), "latency_ms": _ms(v.get("effective_target_latency_ns")),
-                   "percentile": v.get("effective_target_latency_percentile"),
-                   "samples_per_query": v.get("effective_samples_per_query"),
-                   "min_duration_ms": v.get("effective_min_duration_ms"),
-                   "min_query_count": v.get("effective_min_query_count"),
-                   "performance_sample_count": v.get("effective_performance_sample_count")},
+        "early_stopping": {
+            "met": v.get("early_stopping_met"),
+            "estimate_ms": _ms(v.get("early_stopping_latency_ss", v.get("early_stopping_latency_ms"))),
+            "text": " ".join((v.get("early_stopping_result") or "").split()),
+        },
+        "target": {
+            "qps": v.get("effective_target_qps"),
+            "latency_ms": _ms(v.get("effective_target_latency_ns")),
+            "percentile": v.get("effective_target_latency_percentile"),
+            "samples_per_query": v.get("effective_samples_per_query"),
+            "min_duration_ms": v.get("effective_min_duration_ms"),
+            "min_query_count": v.get("effective_min_query_count"),
+            "performance_sample_count": v.get("effective_performance_sample_count"),
+        },
         "recommendations": summary["recommendations"],
         "warnings": detail["warnings"],
         "loadgen_version": v.get("loadgen_version"),
@@ -104,8 +120,10 @@ def result(scenario: str, folder: Path) -> dict:
         out["scheduled_samples_per_s"] = v.get("result_scheduled_samples_per_sec")
         out["overlatency_query_count"] = v.get("result_overlatency_query_count")
     if scenario == "multistream":
-        out["per_query_latency_ms"] = {f"p{p.rstrip('0').rstrip('.')}":
-                                       _ms(v.get(f"result_{p}_percentile_per_query_latency_ns")) for p in PERCENTILES}
+        out["per_query_latency_ms"] = {
+            f"p{p.rstrip('0').rstrip('.')}": _ms(v.get(f"result_{p}_percentile_per_query_latency_ns"))
+            for p in PERCENTILES
+        }
     return out
 
 

@@ -6,6 +6,7 @@ bracket geometrically until its ends are within `tolerance` of each other, withi
 inside [min_qps, max_qps]. The bracket is recomputed from every probe so far — the highest VALID, the lowest
 INVALID above it — so one noisy probe cannot leave it inverted. Pure: the probe function is the only effect.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ def bracket(probes: list[dict]) -> tuple[float | None, float | None]:
     return low, (min(above) if above else None)
 
 
-def next_target(low: float | None, high: float | None, *, growth: float, min_qps: float,
-                max_qps: float) -> float:
+def next_target(
+    low: float | None, high: float | None, *, growth: float, min_qps: float, max_qps: float
+) -> float:
     """Where the next probe goes for the bracket (low, high): outward by `growth` until it is closed, then its
     geometric middle."""
     if low is not None and high is not None:
@@ -31,13 +33,23 @@ def next_target(low: float | None, high: float | None, *, growth: float, min_qps
     return max(high / growth, min_qps)
 
 
-def find_peak(probe: Callable[[float], tuple[bool, dict]], *, start: float, growth: float, tolerance: float,
-              max_probes: int, min_qps: float, max_qps: float) -> dict:
+def find_peak(
+    probe: Callable[[float], tuple[bool, dict]],
+    *,
+    start: float,
+    growth: float,
+    tolerance: float,
+    max_probes: int,
+    min_qps: float,
+    max_qps: float,
+) -> dict:
     """Run probes (`probe(qps) → (valid, what to record)`) and return the search: `peak_qps` (None when no
     probe was VALID), the final bracket, why it stopped, and every probe in order."""
     if not (min_qps <= start <= max_qps and growth > 1 and 0 < tolerance < 1 and max_probes >= 1):
-        raise ValueError(f"peak search: start={start} must lie in [min_qps={min_qps}, max_qps={max_qps}], "
-                         f"growth={growth} > 1, 0 < tolerance={tolerance} < 1, max_probes={max_probes} >= 1")
+        raise ValueError(
+            f"peak search: start={start} must lie in [min_qps={min_qps}, max_qps={max_qps}], "
+            f"growth={growth} > 1, 0 < tolerance={tolerance} < 1, max_probes={max_probes} >= 1"
+        )
     probes: list[dict] = []
     target, stopped = start, "max_probes"
     while len(probes) < max_probes:
@@ -55,5 +67,10 @@ def find_peak(probe: Callable[[float], tuple[bool, dict]], *, start: float, grow
             break
         target = next_target(low, high, growth=growth, min_qps=min_qps, max_qps=max_qps)
     low, high = bracket(probes)
-    return {"peak_qps": low, "bracket": [low, high], "stopped": stopped, "converged": stopped == "converged",
-            "probes": probes}
+    return {
+        "peak_qps": low,
+        "bracket": [low, high],
+        "stopped": stopped,
+        "converged": stopped == "converged",
+        "probes": probes,
+    }

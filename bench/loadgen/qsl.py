@@ -1,11 +1,12 @@
-"""The Query Sample Library: a fixed, seeded set of users of the preset's workload, addressed by LoadGen's sample
-index, and the oracle's fp32 reference for every one of them.
+"""The Query Sample Library: a fixed, seeded set of users of the preset's workload, addressed by LoadGen's
+sample index, and the oracle's fp32 reference for every one of them.
 
 One draw of `count` users (`models.workload.draw` with the section's seed), padded to the cell's seq_len: what
 every backend and the reference see. The reference is computed once per library, in chunks (the catalogue
 logits of a `base` user are 4 MB), before any LoadGen run starts; libraries are kept per process, so the cells
 of one shape share it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -50,8 +51,13 @@ class QuerySampleLibrary:
         """The fp32 CPU reference of every user (the oracle's: wide top-k, and any item's score)."""
         if self._reference is None:
             self._reference = Reference.concat(
-                [reference(self.model, self.phase, self.gather(range(i, min(i + REFERENCE_CHUNK, self.count))))
-                 for i in range(0, self.count, REFERENCE_CHUNK)])
+                [
+                    reference(
+                        self.model, self.phase, self.gather(range(i, min(i + REFERENCE_CHUNK, self.count)))
+                    )
+                    for i in range(0, self.count, REFERENCE_CHUNK)
+                ]
+            )
         return self._reference
 
 

@@ -12,6 +12,7 @@ LoadGen's logs go to `<--benchmark-json without .json>.loadgen/<cell id>/<run>/`
 accuracy, server-peak/probe-N-QPSqps), their paths in `scenario.logs`; without --benchmark-json into a
 temporary folder that is removed when the cell ends (`scenario.logs.kept: false`).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,8 +35,8 @@ from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 from genrec_bench.matrices.scenario import ScenarioSpec, scenario_spec
 
 REPLAY_LIMIT = 1_000_000  # samples replayed into pytest-benchmark at most (evenly spaced beyond)
-# Reasons LoadGen gives when only its advance guess of the system's speed was off (settings.py): worth one rerun
-# with the speed the first run measured, when the guess was ours.
+# Reasons LoadGen gives when only its advance guess of the system's speed was off (settings.py): worth one
+# rerun with the speed the first run measured, when the guess was ours.
 CALIBRATION_MISSES = ("min duration not met",)
 
 
@@ -44,10 +45,10 @@ class ScenarioOutcome:
     """What the cell's record takes from a scenario (see the module docstring)."""
 
     record: dict
-    numerics: Numerics | None   # the accuracy run's verdict, None when it did not run
-    timing: TimingResult        # the reported run's per-sample latencies, as replayed to pytest-benchmark
+    numerics: Numerics | None  # the accuracy run's verdict, None when it did not run
+    timing: TimingResult  # the reported run's per-sample latencies, as replayed to pytest-benchmark
     samples_per_s: float
-    mean_history: float         # of the Query Sample Library's users
+    mean_history: float  # of the Query Sample Library's users
 
 
 class LogFolder:
@@ -56,7 +57,9 @@ class LogFolder:
     def __init__(self, results_path: str | None, cell_id: str):
         self.kept = bool(results_path)
         if self.kept:
-            self.root = Path(results_path).with_suffix("").with_name(Path(results_path).stem + ".loadgen") / cell_id
+            self.root = (
+                Path(results_path).with_suffix("").with_name(Path(results_path).stem + ".loadgen") / cell_id
+            )
             shutil.rmtree(self.root, ignore_errors=True)  # a rerun of the cell replaces its logs
             self.root.mkdir(parents=True)
         else:
@@ -82,7 +85,8 @@ class LoadGenSession:
         self.qsl_handle = lg.ConstructQSL(count, count, self._noop, self._noop)
 
     def run(self, asked: dict, folder: Path, *, accuracy: bool, scenario: str):
-        """One StartTest; returns the SUT's completions. Failed calls fail the cell here, with the first error."""
+        """One StartTest; returns the SUT's completions. Failed calls fail the cell here, with the first
+        error."""
         lg = self.lg
         output = lg.LogOutputSettings()
         output.outdir, output.copy_summary_to_stdout = str(folder), False
@@ -91,15 +95,18 @@ class LoadGenSession:
         self.sut.start(lg, accuracy=accuracy, wait=scenario == "server")
         began = time.perf_counter()
         try:
-            lg.StartTestWithLogSettings(self.sut_handle, self.qsl_handle,
-                                        to_test_settings(lg, asked, accuracy=accuracy), log_settings)
+            lg.StartTestWithLogSettings(
+                self.sut_handle, self.qsl_handle, to_test_settings(lg, asked, accuracy=accuracy), log_settings
+            )
         finally:
             self.sut.stop()
         done = self.sut.completions
         done.wall_s = time.perf_counter() - began
         if done.errors:
-            raise BackendError(f"loadgen | {done.errors} call(s) of the {'accuracy' if accuracy else 'performance'}"
-                               f" run failed, first: {done.first_error} (logs: {folder})")
+            raise BackendError(
+                f"loadgen | {done.errors} call(s) of the {'accuracy' if accuracy else 'performance'}"
+                f" run failed, first: {done.first_error} (logs: {folder})"
+            )
         return done
 
     def close(self):
@@ -111,8 +118,9 @@ def import_loadgen():
     try:
         return importlib.import_module("mlperf_loadgen")
     except ImportError:
-        raise BackendUnavailable("loadgen", f"MLPerf LoadGen (mlperf_loadgen) is not installed; {INSTALL_HINT}") \
-            from None
+        raise BackendUnavailable(
+            "loadgen", f"MLPerf LoadGen (mlperf_loadgen) is not installed; {INSTALL_HINT}"
+        ) from None
 
 
 def make_sut(session, cell, qsl, spec: ScenarioSpec):
@@ -120,19 +128,25 @@ def make_sut(session, cell, qsl, spec: ScenarioSpec):
     target = session.served_target()
     if target is not None:
         return ServedSUT(session, target, qsl, max_request=cell.batch)
-    return BatcherSUT(session, qsl, default_buckets(cell.batch, spec.batcher.buckets), spec.batcher.max_wait_ms)
+    return BatcherSUT(
+        session, qsl, default_buckets(cell.batch, spec.batcher.buckets), spec.batcher.max_wait_ms
+    )
 
 
 def calibrate(sut, cell, spec: ScenarioSpec) -> Calibration:
     """A few back-to-back calls: one user, one MultiStream query, the cell's largest call."""
     per_query = min(spec.multistream.samples_per_query, cell.batch)
-    return Calibration(single_ms=sut.calls_ms(1), query_ms=sut.calls_ms(per_query), batch=cell.batch,
-                       batch_ms=sut.calls_ms(cell.batch))
+    return Calibration(
+        single_ms=sut.calls_ms(1),
+        query_ms=sut.calls_ms(per_query),
+        batch=cell.batch,
+        batch_ms=sut.calls_ms(cell.batch),
+    )
 
 
 def run_scenario(benchmark, session, cell, context, tolerance: dict) -> ScenarioOutcome:
-    """Run `cell.scenario` over `session`: performance (or the Server peak search), then accuracy; the reported
-    run's samples go to `benchmark`."""
+    """Run `cell.scenario` over `session`: performance (or the Server peak search), then accuracy; the
+    reported run's samples go to `benchmark`."""
     lg = import_loadgen()
     spec = scenario_spec(context.matrix if context else None)
     qsl = library(cell.model, cell.phase, cell.seq_len, spec.performance_sample_count, spec.seed)
@@ -144,15 +158,23 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
         sut = make_sut(session, cell, qsl, spec)  # compiles / captures the batcher's buckets
         cal = calibrate(sut, cell, spec)
         loadgen = LoadGenSession(lg, sut, qsl.count)
-        record = {"name": cell.scenario, "sut": sut.describe(), "calibration": cal.as_dict(),
-                  "qsl": {"count": qsl.count, "seed": qsl.seed, "mean_history": qsl.mean_history}}
+        record = {
+            "name": cell.scenario,
+            "sut": sut.describe(),
+            "calibration": cal.as_dict(),
+            "qsl": {"count": qsl.count, "seed": qsl.seed, "mean_history": qsl.mean_history},
+        }
         if cell.scenario == "server" and spec.server.peak.enabled:
             result, done, asked = _peak(loadgen, spec, cal, sut.kind, qsl.count, folder, record)
         else:
-            result, done, asked = _perform(loadgen, cell.scenario, spec, cal, sut.kind, qsl.count, folder, record)
+            result, done, asked = _perform(
+                loadgen, cell.scenario, spec, cal, sut.kind, qsl.count, folder, record
+            )
         record |= {"requested": asked, "result": result, "loadgen_version": result.pop("loadgen_version")}
-        record["sut"] |= {"calls": len(done.call_sizes),
-                          "mean_users_per_call": sum(done.call_sizes) / max(1, len(done.call_sizes))}
+        record["sut"] |= {
+            "calls": len(done.call_sizes),
+            "mean_users_per_call": sum(done.call_sizes) / max(1, len(done.call_sizes)),
+        }
         numerics = None
         if spec.accuracy:
             run = folder.run("accuracy")
@@ -170,9 +192,12 @@ def run_scenario(benchmark, session, cell, context, tolerance: dict) -> Scenario
         folder.finish()
     samples_ms = done.latencies_ms()
     if not samples_ms:
-        raise BackendError(f"loadgen | {cell.id}: the reported run completed no samples (logs: {folder.root})")
+        raise BackendError(
+            f"loadgen | {cell.id}: the reported run completed no samples (logs: {folder.root})"
+        )
     timing = replay(benchmark, samples_ms)
-    # LoadGen's figure; a run whose log lacks one falls back on what the SUT completed over the run's wall time.
+    # LoadGen's figure; a run whose log lacks one falls back on what the SUT completed over the run's wall
+    # time.
     per_second = result["samples_per_s"] or len(samples_ms) / done.wall_s
     return ScenarioOutcome(record, numerics, timing, per_second, qsl.mean_history)
 
@@ -185,7 +210,9 @@ def _perform(loadgen, scenario, spec, cal, sut_kind, count, folder, record):
     result = logs.result(scenario, run)
     retry = _recalibrated(scenario, spec, asked, result)
     if retry is not None:
-        record["attempts"] = [{"requested": asked, "validity": result["validity"], "reasons": result["reasons"]}]
+        record["attempts"] = [
+            {"requested": asked, "validity": result["validity"], "reasons": result["reasons"]}
+        ]
         asked, run = retry, folder.run("performance-rerun")
         done = loadgen.run(asked, run, accuracy=False, scenario=scenario)
         result = logs.result(scenario, run)
@@ -194,15 +221,18 @@ def _perform(loadgen, scenario, spec, cal, sut_kind, count, folder, record):
 
 
 def _recalibrated(scenario: str, spec: ScenarioSpec, asked: dict, result: dict) -> dict | None:
-    """Settings for a rerun at the speed LoadGen just measured, or None (valid, a real failure, or the matrix's
-    own numbers)."""
+    """Settings for a rerun at the speed LoadGen just measured, or None (valid, a real failure, or the
+    matrix's own numbers)."""
     if result["valid"] or not any(r in result["reasons"] for r in CALIBRATION_MISSES):
         return None
     block = spec.of(scenario)
     if scenario == "offline" and block.expected_qps is None and result["samples_per_s"]:
         return asked | {"expected_qps": result["samples_per_s"] * 1.5}
-    if scenario in ("singlestream", "multistream") and block.expected_latency_ms is None and \
-            result["latency_ms"]["min"]:
+    if (
+        scenario in ("singlestream", "multistream")
+        and block.expected_latency_ms is None
+        and result["latency_ms"]["min"]
+    ):
         return asked | {"expected_latency_ms": result["latency_ms"]["min"] * 0.5}
     return None
 
@@ -217,15 +247,28 @@ def _peak(loadgen, spec, cal, sut_kind, count, folder, record):
         done = loadgen.run(asked, run, accuracy=False, scenario="server")
         result = logs.result("server", run) | {"log_dir": str(run)}
         runs[qps] = (result, done, asked)
-        return result["valid"], {"validity": result["validity"], "reasons": result["reasons"],
-                                 "completed_samples_per_s": result["samples_per_s"],
-                                 "latency_ms_at_percentile": _at_percentile(result), "log_dir": str(run)}
+        return result["valid"], {
+            "validity": result["validity"],
+            "reasons": result["reasons"],
+            "completed_samples_per_s": result["samples_per_s"],
+            "latency_ms_at_percentile": _at_percentile(result),
+            "log_dir": str(run),
+        }
 
     start = min(max(spec.server.target_qps or cal.capacity * SERVER_START, peak.min_qps), peak.max_qps)
-    search = find_peak(probe, start=start, growth=peak.growth, tolerance=peak.tolerance,
-                       max_probes=peak.max_probes, min_qps=peak.min_qps, max_qps=peak.max_qps)
-    record["peak"] = search | {"latency_bound_ms": spec.server.latency_bound_ms,
-                               "percentile": spec.server.percentile}
+    search = find_peak(
+        probe,
+        start=start,
+        growth=peak.growth,
+        tolerance=peak.tolerance,
+        max_probes=peak.max_probes,
+        min_qps=peak.min_qps,
+        max_qps=peak.max_qps,
+    )
+    record["peak"] = search | {
+        "latency_bound_ms": spec.server.latency_bound_ms,
+        "percentile": spec.server.percentile,
+    }
     chosen = search["peak_qps"] if search["peak_qps"] is not None else search["probes"][-1]["qps"]
     return runs[chosen]
 
@@ -240,16 +283,20 @@ class ScenarioTiming(TimingResult):
     """The record's `timer` of a scenario cell: its samples are the SUT's per-sample latencies."""
 
     def record(self) -> dict:
-        return {"method": self.method, "rounds": self.rounds, "warmup_rounds": 0,
-                "description": "per-sample latency the SUT saw in LoadGen's reported performance run: "
-                               "perf_counter_ns from LoadGen's issue_query call to QuerySamplesComplete",
-                "pytest_benchmark": "benchmark.pedantic replays these samples with timer=sample_clock: its stats "
-                                    "are these samples"}
+        return {
+            "method": self.method,
+            "rounds": self.rounds,
+            "warmup_rounds": 0,
+            "description": "per-sample latency the SUT saw in LoadGen's reported performance run: "
+            "perf_counter_ns from LoadGen's issue_query call to QuerySamplesComplete",
+            "pytest_benchmark": "benchmark.pedantic replays these samples with timer=sample_clock: its stats "
+            "are these samples",
+        }
 
 
 def replay(benchmark, samples_ms: list[float]) -> TimingResult:
-    """Hand the scenario's per-sample latencies to pytest-benchmark as its rounds (the cell's sample clock), so
-    its stats are these samples, as for a per-call cell."""
+    """Hand the scenario's per-sample latencies to pytest-benchmark as its rounds (the cell's sample clock),
+    so its stats are these samples, as for a per-call cell."""
     samples = thin(samples_ms, REPLAY_LIMIT)
     feed = iter(samples)
 
@@ -257,5 +304,6 @@ def replay(benchmark, samples_ms: list[float]) -> TimingResult:
         SAMPLE_CLOCK.advance(next(feed))
 
     benchmark.pedantic(one_sample, rounds=len(samples), warmup_rounds=0, iterations=1)
-    return ScenarioTiming(samples_ms=samples, rounds=len(samples), warmup_rounds=0, method="loadgen_sample",
-                          last_result=None)
+    return ScenarioTiming(
+        samples_ms=samples, rounds=len(samples), warmup_rounds=0, method="loadgen_sample", last_result=None
+    )

@@ -10,16 +10,24 @@ longer than min_duration only lengthens the run). The Server target, when not se
 capacity: back-to-back calls of full batches overstate what Poisson arrivals of single samples can be served
 at within a latency bound, and the peak search only starts there (it grows by itself).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 from genrec_bench.matrices.scenario import ScenarioSpec
 
-LG_SCENARIOS = {"singlestream": "SingleStream", "multistream": "MultiStream", "server": "Server",
-                "offline": "Offline"}
+LG_SCENARIOS = {
+    "singlestream": "SingleStream",
+    "multistream": "MultiStream",
+    "server": "Server",
+    "offline": "Offline",
+}
 LATENCY_HEADROOM = 0.5
-OFFLINE_HEADROOM = {"batcher": 1.5, "served": 4.0}  # a server's concurrency beats its sequential calls by more
+OFFLINE_HEADROOM = {
+    "batcher": 1.5,
+    "served": 4.0,
+}  # a server's concurrency beats its sequential calls by more
 SERVER_START = 0.25
 
 
@@ -41,13 +49,24 @@ class Calibration:
         return asdict(self) | {"capacity_samples_per_s": self.capacity}
 
 
-def requested(scenario: str, spec: ScenarioSpec, cal: Calibration, sut_kind: str, qsl_count: int,
-              target_qps: float | None = None) -> dict:
+def requested(
+    scenario: str,
+    spec: ScenarioSpec,
+    cal: Calibration,
+    sut_kind: str,
+    qsl_count: int,
+    target_qps: float | None = None,
+) -> dict:
     """The settings a run asks LoadGen for (plain numbers, recorded as they are), `target_qps` overriding the
     Server target (peak-search probes)."""
     block = spec.of(scenario)
-    out = {"scenario": LG_SCENARIOS[scenario], "min_duration_ms": block.min_duration_ms,
-           "min_query_count": block.min_query_count, "performance_sample_count": qsl_count, "seed": spec.seed}
+    out = {
+        "scenario": LG_SCENARIOS[scenario],
+        "min_duration_ms": block.min_duration_ms,
+        "min_query_count": block.min_query_count,
+        "performance_sample_count": qsl_count,
+        "seed": spec.seed,
+    }
     if scenario == "singlestream":
         out["expected_latency_ms"] = block.expected_latency_ms or cal.single_ms * LATENCY_HEADROOM
         out["percentile"] = block.percentile
@@ -65,8 +84,8 @@ def requested(scenario: str, spec: ScenarioSpec, cal: Calibration, sut_kind: str
 
 
 def to_test_settings(lg, asked: dict, *, accuracy: bool):
-    """`requested()` as an mlperf_loadgen.TestSettings in performance or accuracy mode. The three seeds are the
-    section's, so two runs of one cell issue the same samples on the same schedule."""
+    """`requested()` as an mlperf_loadgen.TestSettings in performance or accuracy mode. The three seeds are
+    the section's, so two runs of one cell issue the same samples on the same schedule."""
     s = lg.TestSettings()
     s.scenario = getattr(lg.TestScenario, asked["scenario"])
     s.mode = lg.TestMode.AccuracyOnly if accuracy else lg.TestMode.PerformanceOnly

@@ -1,10 +1,10 @@
-"""The System Under Test of an in-process session: a batcher thread that turns LoadGen's queries into the session's
-calls.
+"""The System Under Test of an in-process session: a batcher thread that turns LoadGen's queries into the
+session's calls.
 
-LoadGen's issue callback only queues (sample id, QSL index, arrival time); one long-lived thread takes up to the
-cell's batch of queued samples — in Server waiting at most `max_wait` after the first for the batch to fill,
-elsewhere taking what one issue call brought (SingleStream, MultiStream and Offline issue a query's samples
-together) — and runs them through the smallest bucket that holds them.
+LoadGen's issue callback only queues (sample id, QSL index, arrival time); one long-lived thread takes up to
+the cell's batch of queued samples — in Server waiting at most `max_wait` after the first for the batch to
+fill, elsewhere taking what one issue call brought (SingleStream, MultiStream and Offline issue a query's
+samples together) — and runs them through the smallest bucket that holds them.
 
 Buckets: a session's closure is built for one input shape (`Session.runner(drawn)`), and compiled graphs and
 captured CUDA graphs are specialised to it. So each bucket size gets one `Session.bucket_runner` at start-up
@@ -12,6 +12,7 @@ captured CUDA graphs are specialised to it. So each bucket size gets one `Sessio
 repeating a user; `load()` copies the batch into the bucket's input buffers. The cost of padding is part of
 what LoadGen measures, as it would be in a deployment with the same buckets.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -26,8 +27,8 @@ WARMUP_CALLS = 2
 
 
 def default_buckets(batch: int, listed: tuple[int, ...] = ()) -> tuple[int, ...]:
-    """The bucket sizes for a cell whose largest call is `batch` users: the listed ones up to it (powers of two
-    when none are listed), and `batch` itself."""
+    """The bucket sizes for a cell whose largest call is `batch` users: the listed ones up to it (powers of
+    two when none are listed), and `batch` itself."""
     sizes = listed or tuple(1 << i for i in range(batch.bit_length()))
     return tuple(sorted({b for b in sizes if b < batch} | {batch}))
 
@@ -52,8 +53,12 @@ class BatcherSUT:
         self.completions: Completions | None = None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "max_batch": self.max_batch, "buckets": list(self.buckets),
-                "max_wait_ms": self.max_wait_s * 1e3}
+        return {
+            "kind": self.kind,
+            "max_batch": self.max_batch,
+            "buckets": list(self.buckets),
+            "max_wait_ms": self.max_wait_s * 1e3,
+        }
 
     def calls_ms(self, users: int, repeats: int = 3) -> float:
         """The fastest of `repeats` back-to-back calls for `users` users, load and fetch included."""

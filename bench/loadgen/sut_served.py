@@ -8,6 +8,7 @@ once, at most MAX_IN_FLIGHT outstanding. Requests are built with the backend's o
 
 One event-loop thread, alive for the whole cell, sends, receives and completes (see completion.py on threads).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,21 +36,30 @@ class ServedSUT:
         from genrec_bench.backends.triton_server.client import infer_args, module
 
         if target.request_arrays is None:
-            raise BackendError(f"{target.name} | its served target cannot build requests for arbitrary users "
-                               f"(ServedTarget.request_arrays); it cannot run scenario cells")
+            raise BackendError(
+                f"{target.name} | its served target cannot build requests for arbitrary users "
+                f"(ServedTarget.request_arrays); it cannot run scenario cells"
+            )
         self.session, self.target, self.qsl, self.max_request = session, target, qsl, max_request
         self._mod, self._infer_args = module(target.protocol, aio=True), infer_args
         self._single: dict[int, tuple] = {}  # QSL index → prebuilt (inputs, outputs) of a one-user request
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="genrec-loadgen-client", daemon=True)
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="genrec-loadgen-client", daemon=True
+        )
         self._thread.start()
         self.client = self._await(self._connect(), CONNECT_TIMEOUT_S)
         self.completions: Completions | None = None
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "protocol": self.target.protocol, "model": self.target.model,
-                "max_users_per_request": self.max_request, "max_in_flight": MAX_IN_FLIGHT,
-                "client": f"tritonclient.{self.target.protocol}.aio, one event-loop thread"}
+        return {
+            "kind": self.kind,
+            "protocol": self.target.protocol,
+            "model": self.target.model,
+            "max_users_per_request": self.max_request,
+            "max_in_flight": MAX_IN_FLIGHT,
+            "client": f"tritonclient.{self.target.protocol}.aio, one event-loop thread",
+        }
 
     async def _connect(self):
         client = self._mod.InferenceServerClient(url=self.target.url)
@@ -72,8 +82,9 @@ class ServedSUT:
     async def _infer(self, indices: list[int]):
         inputs, outputs = self._request(indices)
         async with self._gate:
-            result = await asyncio.wait_for(self.client.infer(self.target.model, inputs, outputs=outputs),
-                                            REQUEST_TIMEOUT_S)
+            result = await asyncio.wait_for(
+                self.client.infer(self.target.model, inputs, outputs=outputs), REQUEST_TIMEOUT_S
+            )
         scores_name, items_name = self.target.outputs
         return self.session.fetch((result.as_numpy(scores_name), result.as_numpy(items_name)))
 
@@ -92,11 +103,12 @@ class ServedSUT:
         self.completions = Completions(lg, accuracy)
 
     def issue(self, samples) -> None:
-        """LoadGen's issue_query: copy the samples out (LoadGen's memory) and hand their requests to the loop."""
+        """LoadGen's issue_query: copy the samples out (LoadGen's memory) and hand their requests to the
+        loop."""
         now = time.perf_counter_ns()
         entries = [(s.id, s.index, now) for s in samples]
         for i in range(0, len(entries), self.max_request):
-            self.loop.call_soon_threadsafe(self._spawn, entries[i:i + self.max_request])
+            self.loop.call_soon_threadsafe(self._spawn, entries[i : i + self.max_request])
 
     def _spawn(self, chunk: list) -> None:
         self.loop.create_task(self._send(chunk))

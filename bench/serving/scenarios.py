@@ -6,6 +6,7 @@ Load comes from the target's load-generator processes (for Triton: asyncio trito
 target's `window()`: for Triton the statistics extension's split per model and the achieved batch size from
 Prometheus). A failed request ends the level at once; a dead server is named as such, with its log tail.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,17 +38,31 @@ def run_workers(target: ServedTarget, jobs: list[dict], what: str, window_s: flo
     procs = []
     try:
         for job in jobs:
-            job = {**job, "protocol": target.protocol, "url": target.url, "model": target.model,
-                   "outputs": list(target.outputs), "inputs": target.inputs_path}
-            proc = subprocess.Popen([sys.executable, target.load_generator], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            job = {
+                **job,
+                "protocol": target.protocol,
+                "url": target.url,
+                "model": target.model,
+                "outputs": list(target.outputs),
+                "inputs": target.inputs_path,
+            }
+            proc = subprocess.Popen(
+                [sys.executable, target.load_generator],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
             proc.stdin.write(json.dumps(job) + "\n")
             proc.stdin.flush()
             procs.append(proc)
         for proc in procs:
             line = _readline(proc, HANDSHAKE_TIMEOUT_S)
             if line.strip() != "ready":
-                _fail(target, what, f"a load generator did not start: {(line + _stderr(proc)).strip()[-500:]}")
+                _fail(
+                    target, what, f"a load generator did not start: {(line + _stderr(proc)).strip()[-500:]}"
+                )
         start_at = time.monotonic() + 0.05
         for proc in procs:
             proc.stdin.write(f"{start_at!r}\n")
@@ -68,7 +83,11 @@ def run_workers(target: ServedTarget, jobs: list[dict], what: str, window_s: flo
                 proc.wait()
     errors = [r for r in results if r["errors"]]
     if errors:
-        _fail(target, what, f"{sum(r['errors'] for r in errors)} request(s) failed, first: {errors[0]['first_error']}")
+        _fail(
+            target,
+            what,
+            f"{sum(r['errors'] for r in errors)} request(s) failed, first: {errors[0]['first_error']}",
+        )
     return results
 
 
@@ -90,8 +109,9 @@ def _stderr(proc) -> str:
 
 def _fail(target: ServedTarget, what: str, why: str):
     if not target.alive():
-        raise BackendError(f"{target.name} | the server died during {what}: {why}; server log tail:\n"
-                           f"{target.log_tail(12)}")
+        raise BackendError(
+            f"{target.name} | the server died during {what}: {why}; server log tail:\n{target.log_tail(12)}"
+        )
     raise BackendError(f"{target.name} | {what} failed: {why}")
 
 
@@ -116,20 +136,33 @@ def concurrency_sweep(target: ServedTarget, spec: SweepSpec) -> dict:
     """Closed loop: at each level exactly `concurrency` requests are outstanding (spread over `clients`)."""
     levels = []
     for c in steps(spec.concurrency, f"{target.name} concurrency sweep"):
-        jobs = [{"kind": "closed", "concurrency": share, "warmup_s": spec.warmup_s, "measure_s": spec.measure_s}
-                for share in split(c, spec.clients)]
+        jobs = [
+            {"kind": "closed", "concurrency": share, "warmup_s": spec.warmup_s, "measure_s": spec.measure_s}
+            for share in split(c, spec.clients)
+        ]
         with _Window(target) as window:
-            results = run_workers(target, jobs, f"the concurrency sweep at concurrency {c}",
-                                  spec.warmup_s + spec.measure_s)
+            results = run_workers(
+                target, jobs, f"the concurrency sweep at concurrency {c}", spec.warmup_s + spec.measure_s
+            )
         latencies = [x for r in results for x in r["latencies_ms"]]
         completed = sum(r["completed"] for r in results)
-        levels.append({"concurrency": c, "clients": len(jobs),
-                       "requests_per_s": completed / spec.measure_s,
-                       "sequences_per_s": completed * target.batch / spec.measure_s,
-                       "latency_ms": latency_summary(latencies),
-                       **window.result})
-    return {"kind": "closed_loop", "warmup_s": spec.warmup_s, "measure_s": spec.measure_s,
-            "clients": spec.clients, "levels": levels}
+        levels.append(
+            {
+                "concurrency": c,
+                "clients": len(jobs),
+                "requests_per_s": completed / spec.measure_s,
+                "sequences_per_s": completed * target.batch / spec.measure_s,
+                "latency_ms": latency_summary(latencies),
+                **window.result,
+            }
+        )
+    return {
+        "kind": "closed_loop",
+        "warmup_s": spec.warmup_s,
+        "measure_s": spec.measure_s,
+        "clients": spec.clients,
+        "levels": levels,
+    }
 
 
 def poisson_load(target: ServedTarget, spec: PoissonSpec) -> dict:
@@ -138,20 +171,39 @@ def poisson_load(target: ServedTarget, spec: PoissonSpec) -> dict:
     runs = []
     for rate in steps(spec.rates, f"{target.name} Poisson rates"):
         shares = split(spec.clients, spec.clients)
-        jobs = [{"kind": "poisson", "rate": rate / len(shares), "seed": spec.seed + i,
-                 "warmup_s": spec.warmup_s, "measure_s": spec.duration_s} for i in range(len(shares))]
+        jobs = [
+            {
+                "kind": "poisson",
+                "rate": rate / len(shares),
+                "seed": spec.seed + i,
+                "warmup_s": spec.warmup_s,
+                "measure_s": spec.duration_s,
+            }
+            for i in range(len(shares))
+        ]
         with _Window(target) as window:
-            results = run_workers(target, jobs, f"the Poisson load at {rate:g} requests/s",
-                                  spec.warmup_s + spec.duration_s)
+            results = run_workers(
+                target, jobs, f"the Poisson load at {rate:g} requests/s", spec.warmup_s + spec.duration_s
+            )
         latencies = [x for r in results for x in r["latencies_ms"]]
         arrivals = sum(r["arrivals"] for r in results)
         completed = sum(r["completed"] for r in results)
-        runs.append({"target_rate": rate, "clients": len(jobs),
-                     "offered_rate": arrivals / spec.duration_s,
-                     "achieved_rate": completed / spec.duration_s,
-                     "completed_share": completed / arrivals if arrivals else None,
-                     "latency_ms": latency_summary(latencies),
-                     "max_issue_lag_ms": max(r["max_issue_lag_ms"] for r in results),
-                     **window.result})
-    return {"kind": "poisson", "warmup_s": spec.warmup_s, "duration_s": spec.duration_s, "seed": spec.seed,
-            "runs": runs}
+        runs.append(
+            {
+                "target_rate": rate,
+                "clients": len(jobs),
+                "offered_rate": arrivals / spec.duration_s,
+                "achieved_rate": completed / spec.duration_s,
+                "completed_share": completed / arrivals if arrivals else None,
+                "latency_ms": latency_summary(latencies),
+                "max_issue_lag_ms": max(r["max_issue_lag_ms"] for r in results),
+                **window.result,
+            }
+        )
+    return {
+        "kind": "poisson",
+        "warmup_s": spec.warmup_s,
+        "duration_s": spec.duration_s,
+        "seed": spec.seed,
+        "runs": runs,
+    }

@@ -6,6 +6,7 @@ Two ops, each with one entry point taking ``kernel=``:
 - ``hstu_decode_attention(q, k, v, k_cache, v_cache, lengths, ...)``: one new token per user against its
   history in a paged KV cache (``paged_cache.py``), appending the token's k/v in place.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,9 +22,18 @@ from .reference import (
 )
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE", "KERNELS", "PagedCache", "allocate_page_table", "allowed_error", "assert_within_bound",
-    "hstu_attention", "hstu_attention_reference", "hstu_decode_attention", "hstu_decode_reference",
-    "jagged_positions", "paged_caches_from_jagged",
+    "DEFAULT_PAGE_SIZE",
+    "KERNELS",
+    "PagedCache",
+    "allocate_page_table",
+    "allowed_error",
+    "assert_within_bound",
+    "hstu_attention",
+    "hstu_attention_reference",
+    "hstu_decode_attention",
+    "hstu_decode_reference",
+    "jagged_positions",
+    "paged_caches_from_jagged",
 ]
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -36,12 +46,19 @@ def _check_qkv(op: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> No
             f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
         )
     if q.dtype not in _FLOAT_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise ValueError(f"{op} | q, k, v must share one of {_FLOAT_DTYPES}, but got {q.dtype}, {k.dtype}, {v.dtype}")
+        raise ValueError(
+            f"{op} | q, k, v must share one of {_FLOAT_DTYPES}, but got {q.dtype}, {k.dtype}, {v.dtype}"
+        )
 
 
 def hstu_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offsets: torch.Tensor, *,
-    max_seq_len: int | None = None, kernel: str = "torch",
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    offsets: torch.Tensor,
+    *,
+    max_seq_len: int | None = None,
+    kernel: str = "torch",
 ) -> torch.Tensor:
     """Causal HSTU attention: out_i = Σ_{j ≤ i} SiLU(q_i·k_j / √dh) v_j / (i + 1) within each user.
 
@@ -55,8 +72,10 @@ def hstu_attention(
     check_kernel("hstu_attention", kernel)
     _check_qkv("hstu_attention", q, k, v)
     if offsets.dim() != 1 or offsets.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"hstu_attention | offsets must be [B+1] int32/int64, but got "
-                         f"{tuple(offsets.shape)} {offsets.dtype}")
+        raise ValueError(
+            f"hstu_attention | offsets must be [B+1] int32/int64, but got "
+            f"{tuple(offsets.shape)} {offsets.dtype}"
+        )
     count_dispatch("hstu_attention", kernel)  # counted where the branch is taken: what really runs
     if kernel == "torch":
         return hstu_attention_reference(q, k, v, offsets)
@@ -69,8 +88,15 @@ def hstu_attention(
 
 
 def hstu_decode_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: PagedCache, v_cache: PagedCache,
-    lengths: torch.Tensor, *, layer: int = 0, kernel: str = "torch",
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache: PagedCache,
+    v_cache: PagedCache,
+    lengths: torch.Tensor,
+    *,
+    layer: int = 0,
+    kernel: str = "torch",
 ) -> torch.Tensor:
     """One decode step of HSTU attention on a paged KV cache, for layer ``layer``.
 
@@ -83,19 +109,26 @@ def hstu_decode_attention(
     check_kernel("hstu_decode_attention", kernel)
     _check_qkv("hstu_decode_attention", q, k, v)
     pages = k_cache.pages
-    if (pages.dim() != 5 or v_cache.pages.shape != pages.shape or tuple(pages.shape[3:]) != tuple(q.shape[1:])
-            or pages.dtype != q.dtype or v_cache.pages.dtype != q.dtype):
+    if (
+        pages.dim() != 5
+        or v_cache.pages.shape != pages.shape
+        or tuple(pages.shape[3:]) != tuple(q.shape[1:])
+        or pages.dtype != q.dtype
+        or v_cache.pages.dtype != q.dtype
+    ):
         raise ValueError(
             f"hstu_decode_attention | caches must be [layers, pages, page_size, H, dh] = [.., .., .., "
             f"{q.shape[1]}, {q.shape[2]}] of q's dtype {q.dtype}, but got {tuple(pages.shape)} {pages.dtype} "
             f"and {tuple(v_cache.pages.shape)} {v_cache.pages.dtype}"
         )
     if not 0 <= layer < pages.shape[0]:
-        raise ValueError(f"hstu_decode_attention | layer={layer} is outside the cache's {pages.shape[0]} layers")
+        raise ValueError(
+            f"hstu_decode_attention | layer={layer} is outside the cache's {pages.shape[0]} layers"
+        )
     if lengths.shape != (q.shape[0],) or k_cache.page_table.shape[0] != q.shape[0]:
         raise ValueError(
-            f"hstu_decode_attention | lengths [B] and the page table [B, pages] must match B={q.shape[0]}, but "
-            f"got {tuple(lengths.shape)} and {tuple(k_cache.page_table.shape)}"
+            f"hstu_decode_attention | lengths [B] and the page table [B, pages] must match B={q.shape[0]}, "
+            f"but got {tuple(lengths.shape)} and {tuple(k_cache.page_table.shape)}"
         )
     count_dispatch("hstu_decode_attention", kernel)
     if kernel == "torch":

@@ -2,10 +2,11 @@
 
 One program per user (or per slice of its history, SPLITS > 1). It holds the new token's q, k, v [H, dh] in
 registers, writes k and v into the cache at position ``length`` (the page table says where), and walks the
-history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through the
-page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [BLOCK_T, H, dh] += w·v, summed over
-the block's positions once at the end. There is no softmax, so partial sums of several programs simply add. The new token's own term is added by the first program from
-registers, so no program reads a row another one writes in the same launch.
+history positions < length in blocks of BLOCK_T rows, each row one contiguous H·dh vector looked up through
+the page table: scores [BLOCK_T, H] = Σ_d k·q, weights SiLU(score/√dh), acc [BLOCK_T, H, dh] += w·v, summed
+over the block's positions once at the end. There is no softmax, so partial sums of several programs simply
+add. The new token's own term is added by the first program from registers, so no program reads a row another
+one writes in the same launch.
 
 A decode step is one query per user: 4·dh FLOP per cached position and head against 2·H·dh·itemsize bytes
 read, so it is bound by HBM bandwidth; the tiles are sized so that each program keeps several 16-byte loads
@@ -13,6 +14,7 @@ per thread in flight.
 
 Imported only on the kernel='triton' path (kernels.hstu_attention imports it lazily).
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +27,8 @@ from .._triton import check_device, interpreting
 from .triton import silu
 
 GPU_CONFIGS = [
-    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s) for t, w, s in ((32, 8, 1), (16, 4, 1), (64, 8, 1))
+    triton.Config({"BLOCK_T": t}, num_warps=w, num_stages=s)
+    for t, w, s in ((32, 8, 1), (16, 4, 1), (64, 8, 1))
 ]
 INTERPRETER_CONFIGS = [triton.Config({"BLOCK_T": 4}, num_warps=4, num_stages=1)]
 CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
@@ -36,8 +39,20 @@ SWEEP_CONFIGS = [
 
 
 @triton.jit
-def _history_block(k_pages_ptr, v_pages_ptr, table, t0, last, ts, in_row, hd_ok, layer_offset, row_width,
-                   page_shift, page_mask):
+def _history_block(
+    k_pages_ptr,
+    v_pages_ptr,
+    table,
+    t0,
+    last,
+    ts,
+    in_row,
+    hd_ok,
+    layer_offset,
+    row_width,
+    page_shift,
+    page_mask,
+):
     """Cached k and v [BLOCK_T, BLOCK_H, BLOCK_D] of positions t0 + ts (masked at ``last``), and that mask."""
     pos = t0 + ts
     pos_ok = pos < last
@@ -45,7 +60,11 @@ def _history_block(k_pages_ptr, v_pages_ptr, table, t0, last, ts, in_row, hd_ok,
     rows = layer_offset + ((page << page_shift) + (pos & page_mask)) * row_width
     at = rows[:, None, None] + in_row[None, :, :]
     mask = pos_ok[:, None, None] & hd_ok[None, :, :]
-    return tl.load(k_pages_ptr + at, mask=mask, other=0.0), tl.load(v_pages_ptr + at, mask=mask, other=0.0), pos_ok
+    return (
+        tl.load(k_pages_ptr + at, mask=mask, other=0.0),
+        tl.load(v_pages_ptr + at, mask=mask, other=0.0),
+        pos_ok,
+    )
 
 
 # Only sizes that set the memory layout are compile-time (HEAD_DIM) or specialised (strides, layer_offset:
@@ -53,11 +72,34 @@ def _history_block(k_pages_ptr, v_pages_ptr, table, t0, last, ts, in_row, hd_ok,
 # new compile (rows are heads·HEAD_DIM wide, a multiple of HEAD_DIM, which is what alignment needs).
 @triton.jit(do_not_specialize=["heads", "page_shift", "splits_span"])
 def hstu_decode_kernel(
-    q_ptr, k_ptr, v_ptr, out_ptr, k_pages_ptr, v_pages_ptr, page_table_ptr, lengths_ptr,
-    stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, stride_ob, stride_oh,
-    stride_table, layer_offset, heads, page_shift, scale, splits_span,
-    HEAD_DIM: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_H: tl.constexpr,
-    BLOCK_D: tl.constexpr, SPLITS: tl.constexpr, FAST_SILU: tl.constexpr,
+    q_ptr,
+    k_ptr,
+    v_ptr,
+    out_ptr,
+    k_pages_ptr,
+    v_pages_ptr,
+    page_table_ptr,
+    lengths_ptr,
+    stride_qb,
+    stride_qh,
+    stride_kb,
+    stride_kh,
+    stride_vb,
+    stride_vh,
+    stride_ob,
+    stride_oh,
+    stride_table,
+    layer_offset,
+    heads,
+    page_shift,
+    scale,
+    splits_span,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_T: tl.constexpr,
+    BLOCK_H: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    SPLITS: tl.constexpr,
+    FAST_SILU: tl.constexpr,
 ):
     """out[b] = (Σ_{j < len} SiLU(q·k_j·scale) v_j + SiLU(q·k·scale) v) / (len + 1); cache[len] = k, v."""
     b = tl.program_id(0)
@@ -89,11 +131,35 @@ def hstu_decode_kernel(
     # these are not dot operands, which Triton pipelines), and Σ_t w·v accumulates per position, reduced over
     # positions once at the end rather than across warps every block.
     acc_t = tl.zeros((BLOCK_T, BLOCK_H, BLOCK_D), dtype=tl.float32)
-    k_cur, v_cur, ok_cur = _history_block(k_pages_ptr, v_pages_ptr, table, first, last, ts, in_row, hd_ok,
-                                          layer_offset, row_width, page_shift, page_mask)
+    k_cur, v_cur, ok_cur = _history_block(
+        k_pages_ptr,
+        v_pages_ptr,
+        table,
+        first,
+        last,
+        ts,
+        in_row,
+        hd_ok,
+        layer_offset,
+        row_width,
+        page_shift,
+        page_mask,
+    )
     for t0 in range(first, last, BLOCK_T):
-        k_next, v_next, ok_next = _history_block(k_pages_ptr, v_pages_ptr, table, t0 + BLOCK_T, last, ts, in_row,
-                                                 hd_ok, layer_offset, row_width, page_shift, page_mask)
+        k_next, v_next, ok_next = _history_block(
+            k_pages_ptr,
+            v_pages_ptr,
+            table,
+            t0 + BLOCK_T,
+            last,
+            ts,
+            in_row,
+            hd_ok,
+            layer_offset,
+            row_width,
+            page_shift,
+            page_mask,
+        )
         scores = tl.sum(k_cur.to(tl.float32) * q[None, :, :], axis=2) * scale  # [BLOCK_T, BLOCK_H]
         w = tl.where(ok_cur[:, None], silu(scores, FAST_SILU), 0.0)
         acc_t += w[:, :, None] * v_cur.to(tl.float32)
@@ -113,8 +179,16 @@ hstu_decode_autotuned = triton.autotune(
 
 
 def hstu_decode_triton(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache, v_cache, lengths: torch.Tensor, *,
-    layer: int, splits: int = 1, config: dict | None = None,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_cache,
+    v_cache,
+    lengths: torch.Tensor,
+    *,
+    layer: int,
+    splits: int = 1,
+    config: dict | None = None,
 ) -> torch.Tensor:
     """Triton implementation of ``kernels.hstu_attention.hstu_decode_attention`` (same contract).
 
@@ -134,14 +208,36 @@ def hstu_decode_triton(
     capacity = table.shape[1] * k_cache.page_size  # the most positions any user can hold
     span = triton.cdiv(capacity, splits)
     target = out if splits == 1 else torch.zeros(q.shape, dtype=torch.float32, device=q.device)
-    args = (q, k, v, target, k_cache.pages, v_cache.pages, table, lengths,
-            q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1),
-            target.stride(0), target.stride(1), table.stride(0), layer * k_cache.pages.stride(0), heads,
-            k_cache.page_size.bit_length() - 1, 1.0 / math.sqrt(head_dim), span)
+    args = (
+        q,
+        k,
+        v,
+        target,
+        k_cache.pages,
+        v_cache.pages,
+        table,
+        lengths,
+        q.stride(0),
+        q.stride(1),
+        k.stride(0),
+        k.stride(1),
+        v.stride(0),
+        v.stride(1),
+        target.stride(0),
+        target.stride(1),
+        table.stride(0),
+        layer * k_cache.pages.stride(0),
+        heads,
+        k_cache.page_size.bit_length() - 1,
+        1.0 / math.sqrt(head_dim),
+        span,
+    )
     params = {
         # BLOCK_H of at least 8 (base's head count): fewer compiles; masked heads cost nothing to memory.
-        "HEAD_DIM": head_dim, "BLOCK_H": max(8, triton.next_power_of_2(heads)),
-        "BLOCK_D": triton.next_power_of_2(head_dim), "SPLITS": splits,
+        "HEAD_DIM": head_dim,
+        "BLOCK_H": max(8, triton.next_power_of_2(heads)),
+        "BLOCK_D": triton.next_power_of_2(head_dim),
+        "SPLITS": splits,
         "FAST_SILU": q.dtype != torch.float32 and not interpreting(),
     }
     grid = (batch, splits)

@@ -16,6 +16,7 @@ positions ``< lengths[b]`` plus the new token itself; the history never moves. D
 replayed CUDA graphs and repeated benchmark rounds never see a longer history. A server advances ``lengths``
 after each step and gives a user a new page when its length reaches a page boundary.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,12 +43,14 @@ class PagedCache:
         return self.pages.shape[2]
 
     def to(self, *args, **kwargs) -> PagedCache:
-        """A cache with ``pages.to(*args, **kwargs)`` (dtype and/or device); the table follows the device only."""
+        """A cache with ``pages.to(*args, **kwargs)`` (dtype and/or device); the table follows the device
+        only."""
         pages = self.pages.to(*args, **kwargs)
         return PagedCache(pages, self.page_table.to(pages.device))
 
     def rows(self, positions: torch.Tensor) -> torch.Tensor:
-        """Flat row (page · page_size + row in page) of position ``positions[b, j]`` of user b: [B, J] int64."""
+        """Flat row (page · page_size + row in page) of position ``positions[b, j]`` of user b: [B, J]
+        int64."""
         page = self.page_table.gather(1, torch.div(positions, self.page_size, rounding_mode="floor")).long()
         return page * self.page_size + positions % self.page_size
 
@@ -68,7 +71,9 @@ def allocate_page_table(lengths: torch.Tensor, *, page_size: int, width: int) ->
     """
     if page_size < 1 or page_size & (page_size - 1):
         raise ValueError(f"paged cache | page_size={page_size} must be a power of two")
-    needed = torch.div(lengths + page_size, page_size, rounding_mode="floor")  # ceil((length + 1) / page_size)
+    needed = torch.div(
+        lengths + page_size, page_size, rounding_mode="floor"
+    )  # ceil((length + 1) / page_size)
     columns = -(-width // page_size)
     if lengths.numel() and int(needed.max()) > columns:
         raise ValueError(
@@ -82,11 +87,17 @@ def allocate_page_table(lengths: torch.Tensor, *, page_size: int, width: int) ->
 
 
 def paged_caches_from_jagged(
-    keys: Sequence[torch.Tensor], values: Sequence[torch.Tensor], offsets: torch.Tensor, lengths: torch.Tensor,
-    *, width: int, page_size: int = DEFAULT_PAGE_SIZE,
+    keys: Sequence[torch.Tensor],
+    values: Sequence[torch.Tensor],
+    offsets: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    width: int,
+    page_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[PagedCache, PagedCache]:
-    """The prefill's write: per-layer jagged keys and values [T, H, dh] (user b's rows offsets[b]:offsets[b+1],
-    at most lengths[b] + 1 of them) copied once into freshly allocated pages. Returns (keys, values) caches."""
+    """The prefill's write: per-layer jagged keys and values [T, H, dh] (user b's rows
+    offsets[b]:offsets[b+1], at most lengths[b] + 1 of them) copied once into freshly allocated pages. Returns
+    (keys, values) caches."""
     table, num_pages = allocate_page_table(lengths, page_size=page_size, width=width)
     heads, head_dim = keys[0].shape[1:]
     cache = [

@@ -5,12 +5,14 @@ HSTU attention (the model's ``HSTUBlock.attend``) for query i of a user, over th
     out_i = Σ_{j ≤ i} SiLU(q_i·k_j / √dh) · v_j / (i + 1)
 
 The division is by the number of positions query i may see, so a decode step (query at position n against n
-cached keys plus itself) divides by n + 1, exactly as the prefill row it extends. Everything is computed in fp32
-on upcast inputs over a padded copy of the jagged rows, and cast back once.
+cached keys plus itself) divides by n + 1, exactly as the prefill row it extends. Everything is computed in
+fp32 on upcast inputs over a padded copy of the jagged rows, and cast back once.
 
 ``allowed_error`` gives the error a fast kernel may make element by element: it runs the same sums over
-|score| and |v| (no cancellation), which is what the rounding of the weights and of tanh-based SiLU scale with.
+|score| and |v| (no cancellation), which is what the rounding of the weights and of tanh-based SiLU scale
+with.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +70,14 @@ def hstu_attention_reference(
 
 
 def hstu_decode_reference(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, history_k: torch.Tensor, history_v: torch.Tensor,
-    lengths: torch.Tensor, *, magnitude: bool = False,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    history_k: torch.Tensor,
+    history_v: torch.Tensor,
+    lengths: torch.Tensor,
+    *,
+    magnitude: bool = False,
 ) -> torch.Tensor:
     """One new query per user against its history plus itself.
 
@@ -83,7 +91,9 @@ def hstu_decode_reference(
     slots = torch.arange(width + 1, device=q.device)
     # The new token is the last slot; it sees the history positions < length and itself.
     visible = ((slots[None, :] < lengths[:, None]) | (slots[None, :] == width)).unsqueeze(1)
-    out = _attend(q.float().unsqueeze(2), keys, values, visible, (lengths + 1).view(-1, 1), magnitude).squeeze(2)
+    out = _attend(
+        q.float().unsqueeze(2), keys, values, visible, (lengths + 1).view(-1, 1), magnitude
+    ).squeeze(2)
     return out if magnitude else out.to(q.dtype)
 
 
@@ -99,10 +109,14 @@ def allowed_error(want: torch.Tensor, magnitude: torch.Tensor, dtype: torch.dtyp
     return rtol * (magnitude + want.float().abs()) + 1e-6
 
 
-def assert_within_bound(got: torch.Tensor, want: torch.Tensor, magnitude: torch.Tensor, what: str = "") -> None:
+def assert_within_bound(
+    got: torch.Tensor, want: torch.Tensor, magnitude: torch.Tensor, what: str = ""
+) -> None:
     """Raise AssertionError naming the worst element when |got − want| exceeds ``allowed_error``."""
     if got.shape != want.shape or got.dtype != want.dtype:
-        raise AssertionError(f"{what} shape/dtype {tuple(got.shape)} {got.dtype} != {tuple(want.shape)} {want.dtype}")
+        raise AssertionError(
+            f"{what} shape/dtype {tuple(got.shape)} {got.dtype} != {tuple(want.shape)} {want.dtype}"
+        )
     if not torch.isfinite(got).all():
         raise AssertionError(f"{what} has {int((~torch.isfinite(got)).sum())} non-finite values")
     err = (got.float() - want.float()).abs()

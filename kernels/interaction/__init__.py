@@ -2,6 +2,7 @@
 
 ``interaction(x, dense=..., kernel=...)`` is the one entry point; ``kernel`` picks the implementation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,7 +21,8 @@ def interaction(x: torch.Tensor, *, dense: torch.Tensor | None = None, kernel: s
 
     x: [B, F, D] fp32/fp16/bf16. Returns [B, F(F−1)/2] in ``torch.tril_indices(F, F, -1)`` order, or
     ``torch.cat([dense, tri], 1)`` of shape [B, E + F(F−1)/2] when ``dense`` [B, E] is given; the dtype is
-    x.dtype (dense must have it too). ``kernel`` is one of ``kernels.KERNELS``; any other value raises ValueError.
+    x.dtype (dense must have it too). ``kernel`` is one of ``kernels.KERNELS``; any other value raises
+    ValueError.
     """
     check_kernel("interaction", kernel)
     if x.dim() != 3:

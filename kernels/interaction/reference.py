@@ -3,6 +3,7 @@
 Upcasts to fp32 so the reference is as exact as the comparison needs, and uses only bmm and an index gather
 so ``torch.onnx.export(..., dynamo=True)`` and ``torch.compile`` take it as it is.
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ tuning is about keeping enough loads in flight, not about the dot.
 
 Imported only on the kernel='triton' path (kernels.interaction imports it lazily).
 """
+
 from __future__ import annotations
 
 import torch
@@ -37,8 +38,14 @@ SWEEP_CONFIGS = [
 SWEEP_CONFIGS_FP32 = [
     triton.Config({"ROWS": 1, "PRECISION": precision, "BLOCK_K": block_k}, num_warps=warps, num_stages=1)
     for precision, block_k, warps in (
-        ("tf32x3", 128, 4), ("tf32x3", 64, 4), ("tf32x3", 32, 4), ("ieee", 128, 4), ("ieee", 64, 4),
-        ("ieee", 32, 4), ("ieee", 64, 8), ("tf32x3", 64, 8),
+        ("tf32x3", 128, 4),
+        ("tf32x3", 64, 4),
+        ("tf32x3", 32, 4),
+        ("ieee", 128, 4),
+        ("ieee", 64, 4),
+        ("ieee", 32, 4),
+        ("ieee", 64, 8),
+        ("tf32x3", 64, 8),
     )
 ]
 

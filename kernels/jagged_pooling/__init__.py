@@ -2,6 +2,7 @@
 
 ``jagged_pooling(values, offsets, table, mode=..., kernel=...)`` is the one entry point.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,10 +26,10 @@ def jagged_pooling(
 ) -> torch.Tensor:
     """Pool ``table`` rows over jagged rows: values int64 [N] ids, offsets int64 [B+1], table [V, D] → [B, D].
 
-    offsets[0] = 0, offsets[-1] = N and offsets is non-decreasing; row b holds values[offsets[b]:offsets[b+1]].
-    ``mode`` is "sum" or "mean" (the mean of an empty row is 0). Accumulates in fp32 and returns table.dtype.
-    Ids are not range-checked by the Triton kernel (that would cost a device sync): keep them in [0, V).
-    ``kernel`` is one of ``kernels.KERNELS``; any other value raises ValueError.
+    offsets[0] = 0, offsets[-1] = N and offsets is non-decreasing; row b holds
+    values[offsets[b]:offsets[b+1]]. ``mode`` is "sum" or "mean" (the mean of an empty row is 0). Accumulates
+    in fp32 and returns table.dtype. Ids are not range-checked by the Triton kernel (that would cost a device
+    sync): keep them in [0, V). ``kernel`` is one of ``kernels.KERNELS``; any other value raises ValueError.
     """
     check_kernel("jagged_pooling", kernel)
     if mode not in MODES:

@@ -4,6 +4,7 @@ Segment ids come from the offsets with a scatter-add and a cumsum (no repeat_int
 Python loop over rows), so the graph has static control flow: ``torch.onnx.export(..., dynamo=True)`` turns it
 into ScatterElements + CumSum + Gather, and ``torch.compile`` takes it without graph breaks.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,8 @@ def segment_ids(offsets: torch.Tensor, total: int) -> torch.Tensor:
 def jagged_pooling_reference(
     values: torch.Tensor, offsets: torch.Tensor, table: torch.Tensor, *, mode: str = "sum"
 ) -> torch.Tensor:
-    """Sum (or mean) of ``table[values]`` over each jagged row, in fp32, cast back to table.dtype: → [B, D]."""
+    """Sum (or mean) of ``table[values]`` over each jagged row, in fp32, cast back to
+    table.dtype: → [B, D]."""
     count_dispatch("jagged_pooling", "torch")
     rows = offsets.numel() - 1
     dim = table.shape[1]

@@ -7,6 +7,7 @@ one add per element, so it is judged by the fraction of HBM bandwidth it reaches
 
 Imported only on the kernel='triton' path (kernels.jagged_pooling imports it lazily).
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,21 @@ CONFIGS = INTERPRETER_CONFIGS if interpreting() else GPU_CONFIGS
 SWEEP_CONFIGS = [
     triton.Config({"BLOCK_N": n}, num_warps=w, num_stages=s)
     for n, w, s in (
-        (8, 2, 2), (16, 2, 2), (16, 4, 1), (16, 4, 2), (16, 4, 3), (32, 4, 1), (32, 4, 2), (32, 4, 3),
-        (32, 8, 2), (64, 2, 2), (64, 4, 2), (64, 4, 3), (64, 8, 2), (128, 4, 2), (128, 8, 2),
+        (8, 2, 2),
+        (16, 2, 2),
+        (16, 4, 1),
+        (16, 4, 2),
+        (16, 4, 3),
+        (32, 4, 1),
+        (32, 4, 2),
+        (32, 4, 3),
+        (32, 8, 2),
+        (64, 2, 2),
+        (64, 4, 2),
+        (64, 4, 3),
+        (64, 8, 2),
+        (128, 4, 2),
+        (128, 8, 2),
     )
 ]
 

@@ -5,6 +5,7 @@ masked-off rows issue no load at all, so the bytes crossing the bus are the mask
 large preset is 256 B in fp16, so each masked row is a few full 128-byte bus requests. Imported only on the
 kernel='triton' path (kernels.row_fetch imports it lazily).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,19 @@ BLOCK_N = 16
 
 
 @triton.jit
-def fetch_rows_kernel(dest_ptr, dest_index_ptr, table_ptr, ids_ptr, mask_ptr, n, d, dest_stride, table_stride,
-                      BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+def fetch_rows_kernel(
+    dest_ptr,
+    dest_index_ptr,
+    table_ptr,
+    ids_ptr,
+    mask_ptr,
+    n,
+    d,
+    dest_stride,
+    table_stride,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+):
     """dest[dest_index[i], :] = table[ids[i], :] for the masked i of this program's BLOCK_N."""
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     take = tl.load(mask_ptr + rows, mask=rows < n, other=0) != 0
@@ -33,13 +45,16 @@ def fetch_rows_kernel(dest_ptr, dest_index_ptr, table_ptr, ids_ptr, mask_ptr, n,
         tl.store(dest_ptr + dst[:, None] * dest_stride + cols[None, :], vals, mask=ok)
 
 
-def fetch_rows_triton(dest: torch.Tensor, dest_index: torch.Tensor, table: torch.Tensor, ids: torch.Tensor,
-                      mask: torch.Tensor) -> None:
+def fetch_rows_triton(
+    dest: torch.Tensor, dest_index: torch.Tensor, table: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor
+) -> None:
     """Launch on dest's device; `table` may live in pinned host memory (read in place)."""
     check_device("fetch_rows", dest, dest_index, ids, mask)
     if table.device.type == "cpu" and dest.device.type == "cuda" and not table.is_pinned():
-        raise ValueError("fetch_rows | a CPU table must be pinned (torch.empty(..., pin_memory=True)) for the "
-                         "GPU to read it in place; pageable memory is not mapped into the device's address space")
+        raise ValueError(
+            "fetch_rows | a CPU table must be pinned (torch.empty(..., pin_memory=True)) for the "
+            "GPU to read it in place; pageable memory is not mapped into the device's address space"
+        )
     if dest.stride(1) != 1 or table.stride(1) != 1:
         raise ValueError("fetch_rows | dest and table rows must be contiguous (stride 1 along D)")
     n, d = ids.shape[0], table.shape[1]
@@ -51,5 +66,16 @@ def fetch_rows_triton(dest: torch.Tensor, dest_index: torch.Tensor, table: torch
     # Launch on the buffer's device: Triton launches on the current one, and refuses another device's pointer.
     on_device = contextlib.nullcontext() if interpreting() else torch.cuda.device(dest.device)
     with on_device:
-        fetch_rows_kernel[(triton.cdiv(n, BLOCK_N),)](dest, dest_index, table, ids, flags, n, d, dest.stride(0),
-                                                      table.stride(0), BLOCK_N=BLOCK_N, BLOCK_D=block_d)
+        fetch_rows_kernel[(triton.cdiv(n, BLOCK_N),)](
+            dest,
+            dest_index,
+            table,
+            ids,
+            flags,
+            n,
+            d,
+            dest.stride(0),
+            table.stride(0),
+            BLOCK_N=BLOCK_N,
+            BLOCK_D=block_d,
+        )

@@ -8,6 +8,7 @@ reference.py  — a pure-Python model of the policies, used by the tests only;
 table_init.py — the item table's seeded initial weights (chunked and parallel for huge tables).
 The settings themselves (EmbeddingSpec, labels, the matrix section) are in matrices/embedding.py.
 """
+
 from genrec_bench.models.embedding.cache import COUNTERS, EmbeddingCache, cache_geometry
 from genrec_bench.models.embedding.placement import (
     CachedTable,
@@ -20,5 +21,16 @@ from genrec_bench.models.embedding.placement import (
     storage_dtype,
 )
 
-__all__ = ["COUNTERS", "EmbeddingCache", "cache_geometry", "CachedTable", "HostBackedTable", "HostTable",
-           "StepTimer", "cache_rows", "phase_problem", "placed_copy", "storage_dtype"]
+__all__ = [
+    "COUNTERS",
+    "EmbeddingCache",
+    "cache_geometry",
+    "CachedTable",
+    "HostBackedTable",
+    "HostTable",
+    "StepTimer",
+    "cache_rows",
+    "phase_problem",
+    "placed_copy",
+    "storage_dtype",
+]

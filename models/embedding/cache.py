@@ -13,13 +13,14 @@ the host, no data-dependent sizes), so the step can be captured in a CUDA graph:
 5. the index, the policy state and the counters are updated on the device.
 It returns, per id, the row of `storage` that holds it, so the model gathers its rows from `storage` itself.
 
-Why set-associative (32 ways by default, as FBGEMM's TBE cache): choosing victims costs O(ids × ways) per batch
-whatever the cache size, where an exact global LRU/LFU would sort the keys of every cached row each batch.
-With ways ≥ the cache's rows it is one fully associative set.
+Why set-associative (32 ways by default, as FBGEMM's TBE cache): choosing victims costs O(ids × ways) per
+batch whatever the cache size, where an exact global LRU/LFU would sort the keys of every cached row each
+batch. With ways ≥ the cache's rows it is one fully associative set.
 
-Writes that a position does not make go to its own spare entry (index capacity + position), never to one shared
-dump entry: thousands of writes to one address serialise on the GPU.
+Writes that a position does not make go to its own spare entry (index capacity + position), never to one
+shared dump entry: thousands of writes to one address serialise on the GPU.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,17 @@ import torch
 from genrec_bench.kernels.row_fetch import fetch_rows
 from genrec_bench.models.embedding.policies import FREQ_MAX, POLICIES, PROTECTED, victim_keys
 
-COUNTERS = ("calls", "lookups", "hit_lookups", "unique_ids", "unique_hits", "misses", "inserted", "evicted",
-            "overflow")
+COUNTERS = (
+    "calls",
+    "lookups",
+    "hit_lookups",
+    "unique_ids",
+    "unique_hits",
+    "misses",
+    "inserted",
+    "evicted",
+    "overflow",
+)
 
 
 def cache_geometry(rows: int, num_items: int, ways: int) -> tuple[int, int]:
@@ -48,8 +58,15 @@ class EmbeddingCache:
     """A cache on `device` of the rows of `host` ([V, D], pinned host memory on a GPU machine, any CPU tensor
     in the CPU simulation). `rows` is the budget in rows; the cache holds sets × ways ≤ rows of them."""
 
-    def __init__(self, host: torch.Tensor, rows: int, *, policy: str = "lfu", ways: int = 32,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        host: torch.Tensor,
+        rows: int,
+        *,
+        policy: str = "lfu",
+        ways: int = 32,
+        device: torch.device | str = "cpu",
+    ):
         if policy not in POLICIES:
             raise ValueError(f"unknown eviction policy {policy!r}; choose one of {POLICIES}")
         self.host, self.policy, self.device = host, policy, torch.device(device)
@@ -67,12 +84,15 @@ class EmbeddingCache:
 
     @torch.inference_mode()
     def reserve(self, n: int) -> None:
-        """Size the per-call areas for `n` ids: spill rows, spare entries and the zero row (kept state moves)."""
+        """Size the per-call areas for `n` ids: spill rows, spare entries and the zero row (kept state
+        moves)."""
         if n <= self.capacity:
             return
         if self.device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-            raise RuntimeError(f"embedding cache: a call of {n} ids cannot grow the cache while a CUDA graph is "
-                               f"captured; run one call of this size before capturing")
+            raise RuntimeError(
+                f"embedding cache: a call of {n} ids cannot grow the cache while a CUDA graph is "
+                f"captured; run one call of this size before capturing"
+            )
         s, v, dev = self.slots, self.num_items, self.device
         old = None if self.capacity < 0 else (self.storage, self.slot_of, self.id_of, self.key, self.freq)
         self.storage = torch.zeros(s + n + 1, self.dim, dtype=self.host.dtype, device=dev)
@@ -87,8 +107,9 @@ class EmbeddingCache:
         if old is None:
             self._empty_keys()
         else:
-            for new, kept, count in zip((self.storage, self.slot_of, self.id_of, self.key, self.freq), old,
-                                        (s, v, s, s, s)):
+            for new, kept, count in zip(
+                (self.storage, self.slot_of, self.id_of, self.key, self.freq), old, (s, v, s, s, s)
+            ):
                 new[:count] = kept[:count]
         self.capacity = n
 
@@ -122,8 +143,8 @@ class EmbeddingCache:
 
     @torch.inference_mode()
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
-        """Rows of `storage` holding `ids` ([N] int64 item ids, 0 = padding → the zero row), after fetching the
-        misses from host memory and inserting them: one batch of the policy."""
+        """Rows of `storage` holding `ids` ([N] int64 item ids, 0 = padding → the zero row), after fetching
+        the misses from host memory and inserting them: one batch of the policy."""
         n = ids.numel()
         self.reserve(n)
         pos = self.positions[:n]
@@ -151,19 +172,31 @@ class EmbeddingCache:
         touched = torch.where(hit, slot, torch.where(inserted, victim, spare_slot))
         freq = torch.where(hit, self.freq[slot.clamp(min=0)] + count, count).clamp(max=FREQ_MAX)
         self.freq[touched] = freq
-        self.key[touched] = victim_keys(self.policy, self.clock.expand_as(freq), freq, touched % self.ways,
-                                        self.ways)
+        self.key[touched] = victim_keys(
+            self.policy, self.clock.expand_as(freq), freq, touched % self.ways, self.ways
+        )
 
         dest = torch.where(inserted, victim, spare_slot)
         fetch_rows(self.storage, dest, self.host, sorted_ids, miss)
         row = torch.where(cached, slot, torch.where(real, dest[group], self.zero_row))
-        self.counters += torch.stack([torch.ones_like(self.clock), real.sum(), cached.sum(), lead.sum(), hit.sum(),
-                                      miss.sum(), inserted.sum(), evicted.sum(), overflow.sum()])
+        self.counters += torch.stack(
+            [
+                torch.ones_like(self.clock),
+                real.sum(),
+                cached.sum(),
+                lead.sum(),
+                hit.sum(),
+                miss.sum(),
+                inserted.sum(),
+                evicted.sum(),
+                overflow.sum(),
+            ]
+        )
         return torch.empty_like(row).index_copy_(0, order, row)
 
     def _victims(self, sorted_ids, slot, hit, miss, pos, spare_slot):
-        """(victim slot, whether one was found) for every miss lead: the rank-th smallest unprotected key of its
-        set, rank = the miss's place among its set's misses by id."""
+        """(victim slot, whether one was found) for every miss lead: the rank-th smallest unprotected key of
+        its set, rank = the miss's place among its set's misses by id."""
         sets, ways = self.sets, self.ways
         set_of = sorted_ids % sets
         # Rank within the set: sort the misses by (set, id); others sort last.

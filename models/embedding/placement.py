@@ -13,6 +13,7 @@ would functionalise into copies of the whole index every call. It has no host sy
 
 Counters stay on the device and are read only through `stats()`, outside timed regions.
 """
+
 from __future__ import annotations
 
 import copy
@@ -31,11 +32,14 @@ CATALOGUE_PHASES = ("prefill", "decode")
 
 
 def phase_problem(phase: str, placement: str) -> str | None:
-    """Why `phase` cannot run with `placement` (None when it can): the full-catalogue score needs every row."""
+    """Why `phase` cannot run with `placement` (None when it can): the full-catalogue score needs every
+    row."""
     if placement == "device" or phase not in CATALOGUE_PHASES:
         return None
-    return (f"{phase} scores the full catalogue (state @ every item row): with placement={placement} the table "
-            f"lives in host memory, so every call would stream all of it over PCIe; only rank runs off-device")
+    return (
+        f"{phase} scores the full catalogue (state @ every item row): with placement={placement} the table "
+        f"lives in host memory, so every call would stream all of it over PCIe; only rank runs off-device"
+    )
 
 
 class StepTimer:
@@ -71,7 +75,8 @@ class StepTimer:
 class HostBackedTable(nn.Module):
     """The item table in host memory, looked up from `device`; subclasses say how ids reach their rows.
 
-    The host table and all state are plain attributes, not buffers: `.to()` and state_dict leave them alone."""
+    The host table and all state are plain attributes, not buffers: `.to()` and state_dict leave them
+    alone."""
 
     placement = "host"
 
@@ -108,7 +113,8 @@ class HostBackedTable(nn.Module):
         return self.host.to(self.dtype)
 
     def stats(self) -> dict:
-        """The counters since the last reset, as the record's `embedding` section counts them (a device sync)."""
+        """The counters since the last reset, as the record's `embedding` section counts them (a device
+        sync)."""
         raise NotImplementedError
 
     def reset_counters(self) -> None:
@@ -132,7 +138,9 @@ class HostTable(HostBackedTable):
     @torch.inference_mode()
     def step(self, flat):
         n = flat.numel()
-        if n > self.capacity:  # one staging row per id plus a zero row; grows on a first call, never in a graph
+        if (
+            n > self.capacity
+        ):  # one staging row per id plus a zero row; grows on a first call, never in a graph
             self.staging = torch.zeros(n + 1, self.host.shape[1], dtype=self.host.dtype, device=self.device)
             self.positions = torch.arange(n, device=self.device)
             self.capacity = n
@@ -165,7 +173,10 @@ class CachedTable(HostBackedTable):
 
     def stats(self):
         counts = self.cache.read_counters()
-        return counts | {"bytes_from_host": counts["misses"] * self.row_bytes, "rows_occupied": self.cache.occupied()}
+        return counts | {
+            "bytes_from_host": counts["misses"] * self.row_bytes,
+            "rows_occupied": self.cache.occupied(),
+        }
 
     def reset_counters(self):
         self.cache.reset_counters()
@@ -175,6 +186,7 @@ class CachedTable(HostBackedTable):
 
 
 # ------------------------------------------------------------------------------------------ placing a model
+
 
 def storage_dtype(spec: EmbeddingSpec, dtype: torch.dtype) -> torch.dtype:
     """The dtype rows are stored in: the model's (`auto`) or the spec's."""
@@ -198,8 +210,9 @@ def host_copy(weight: torch.Tensor, dtype: torch.dtype, device: torch.device) ->
     return host
 
 
-def item_table_for(spec: EmbeddingSpec, weight: torch.Tensor, device: torch.device,
-                   dtype: torch.dtype) -> nn.Module:
+def item_table_for(
+    spec: EmbeddingSpec, weight: torch.Tensor, device: torch.device, dtype: torch.dtype
+) -> nn.Module:
     """The item table module of `spec`'s placement, built from the fp32 source weights."""
     if spec.placement == "device":
         # A copy even where device and dtype match, as deepcopy + .to() made one: the source weights may be
@@ -210,8 +223,9 @@ def item_table_for(spec: EmbeddingSpec, weight: torch.Tensor, device: torch.devi
     if spec.placement == "host":
         return HostTable(host, device, dtype)
     rows = cache_rows(spec, host.shape[0], host.shape[1] * host.element_size())
-    return CachedTable(host, device, dtype, EmbeddingCache(host, rows, policy=spec.policy, ways=spec.ways,
-                                                           device=device))
+    return CachedTable(
+        host, device, dtype, EmbeddingCache(host, rows, policy=spec.policy, ways=spec.ways, device=device)
+    )
 
 
 def placed_copy(model: nn.Module, device: torch.device | str, dtype: torch.dtype) -> nn.Module:

@@ -1,8 +1,8 @@
 """Eviction policies as pure functions: a slot's victim key, smallest evicted first, packed into one int64.
 
-Every slot of a cache set carries a key; a miss takes the set's unprotected way with the smallest key. Keys are
-unique within a set (the way index is in the low bits), so the choice never depends on a sort's tie order and
-a pure-Python model of the policy (models/embedding/reference.py) can predict it exactly.
+Every slot of a cache set carries a key; a miss takes the set's unprotected way with the smallest key. Keys
+are unique within a set (the way index is in the low bits), so the choice never depends on a sort's tie order
+and a pure-Python model of the policy (models/embedding/reference.py) can predict it exactly.
 
 - `lru`: (stamp, way). The stamp is the number of the last batch that used the row (batches count from 1;
   0 = empty), so empty ways go first, then the least recently used.
@@ -10,11 +10,13 @@ a pure-Python model of the policy (models/embedding/reference.py) can predict it
   inserted (every occurrence in a batch counts); ties — most often rows inserted by the same batch — evict the
   least recently used. Counts saturate at FREQ_MAX = 2²⁴−1; stamps at 2^(62−24−way bits)−1 (≥ 2²⁸ batches).
 
-LFU is the default: the benchmark's traffic is stationary Zipf (independent draws from one popularity law), for
-which keeping the most frequently used rows approaches the best static choice (the top rows by popularity),
-while LRU also admits every one-off tail item and lets it push out a popular row. LRU is the better choice when
-popularity drifts (new items, trends); the matrix can pick it per cell (`cached-10pct-lru`).
+LFU is the default: the benchmark's traffic is stationary Zipf (independent draws from one popularity law),
+for which keeping the most frequently used rows approaches the best static choice (the top rows by
+popularity), while LRU also admits every one-off tail item and lets it push out a popular row. LRU is the
+better choice when popularity drifts (new items, trends); the matrix can pick it per cell
+(`cached-10pct-lru`).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +38,9 @@ def stamp_max(ways: int) -> int:
     return (1 << (KEY_BITS - FREQ_BITS - way_bits(ways))) - 1
 
 
-def victim_keys(policy: str, stamp: torch.Tensor, freq: torch.Tensor, way: torch.Tensor, ways: int) -> torch.Tensor:
+def victim_keys(
+    policy: str, stamp: torch.Tensor, freq: torch.Tensor, way: torch.Tensor, ways: int
+) -> torch.Tensor:
     """The int64 victim key of slots with these stamps, lookup counts and way indices (all int64 tensors)."""
     shift = way_bits(ways)
     if policy == "lru":

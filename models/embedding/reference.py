@@ -3,9 +3,11 @@
 Per batch: the unique real ids (0 is padding) in ascending order; those cached are hits (their ways are
 protected for this batch); a set's misses, in ascending id order, take the set's unprotected ways in ascending
 victim key — LRU (stamp, way), LFU (min(freq, FREQ_MAX), min(stamp, STAMP_MAX), way) — and misses left without
-a way are served from host without being cached. Hits add their occurrences to freq and take the batch's stamp;
-inserted rows start with their occurrences and the stamp. Stamps count batches from 1; 0 means never used.
+a way are served from host without being cached. Hits add their occurrences to freq and take the batch's
+stamp; inserted rows start with their occurrences and the stamp. Stamps count batches from 1; 0 means never
+used.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -54,8 +56,10 @@ class ReferenceCache:
             slot.freq, slot.stamp = min(slot.freq + seen[item], FREQ_MAX), self.clock
         for s in range(self.sets):
             mine = [i for i in misses if i % self.sets == s]
-            free = sorted((w for w in range(self.ways) if (s, w) not in protected),
-                          key=lambda w, s=s: self.key(w, self.table[s][w]))
+            free = sorted(
+                (w for w in range(self.ways) if (s, w) not in protected),
+                key=lambda w, s=s: self.key(w, self.table[s][w]),
+            )
             for item, w in zip(mine, free):
                 slot = self.table[s][w]
                 if slot.item >= 0:
@@ -65,8 +69,14 @@ class ReferenceCache:
                 self.where[item] = (s, w)
                 self.counters["inserted"] += 1
             self.counters["overflow"] += max(0, len(mine) - len(free))
-        self.counters.update(calls=1, lookups=sum(seen.values()), hit_lookups=sum(seen[i] for i in hits),
-                             unique_ids=len(seen), unique_hits=len(hits), misses=len(misses))
+        self.counters.update(
+            calls=1,
+            lookups=sum(seen.values()),
+            hit_lookups=sum(seen[i] for i in hits),
+            unique_ids=len(seen),
+            unique_hits=len(hits),
+            misses=len(misses),
+        )
 
     def cached(self) -> dict[int, int]:
         """item → slot index (set · ways + way), the layout EmbeddingCache uses."""

@@ -4,6 +4,7 @@ that set placement and budget (`device`, `host`, `cached-10pct`, `cached-512mb`,
 Plain data and rules, no harness: presets (models/config.py) carry a spec, the matrix's `embedding:` section
 and a cell's label override it (matrices/embedding.py parses those), models/embedding/placement.py applies it.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,13 +23,16 @@ STORAGES = ("auto", "fp16", "fp32")
 #: What the matrix section may set; placement and budget come from the cell's label so the id says them.
 SECTION_FIELDS = ("policy", "ways", "storage", "warm_lookups", "warm_batches", "pool_batches")
 LABEL_EXAMPLE = "device, host, cached-10pct, cached-512mb, cached-10pct-lru"
-_LABEL = re.compile(r"^(?:(?P<plain>device|host)|cached-(?P<amount>\d+(?:\.\d+)?)(?P<unit>pct|mb))"
-                    r"(?:-(?P<policy>lfu|lru))?$")
+_LABEL = re.compile(
+    r"^(?:(?P<plain>device|host)|cached-(?P<amount>\d+(?:\.\d+)?)(?P<unit>pct|mb))"
+    r"(?:-(?P<policy>lfu|lru))?$"
+)
 
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
-    """How one model instance holds its item table. Budget fields apply to `cached` only (exactly one of them)."""
+    """How one model instance holds its item table. Budget fields apply to `cached` only (exactly one of
+    them)."""
 
     placement: str = "device"
     gpu_budget_mb: float | None = None
@@ -108,8 +112,10 @@ def consistency_problem(spec: EmbeddingSpec) -> str | None:
     """Cross-field rule: `cached` needs exactly one budget; the other placements take none."""
     budgets = [name for name in ("gpu_budget_mb", "fraction") if getattr(spec, name) is not None]
     if spec.placement == "cached" and len(budgets) != 1:
-        return ("placement cached needs exactly one budget, `fraction:` (share of the table's rows) or "
-                f"`gpu_budget_mb:`; got {', '.join(budgets) or 'none'}")
+        return (
+            "placement cached needs exactly one budget, `fraction:` (share of the table's rows) or "
+            f"`gpu_budget_mb:`; got {', '.join(budgets) or 'none'}"
+        )
     if spec.placement != "cached" and budgets:
         return f"{budgets[0]} applies to placement cached only; placement is {spec.placement}"
     return None
@@ -120,7 +126,9 @@ def spec_from_mapping(raw: Any, where: str) -> EmbeddingSpec:
     if raw is None:
         return EmbeddingSpec()
     if not isinstance(raw, dict):
-        raise EmbeddingError(f"{where}: embedding: must be a mapping, e.g. `embedding: {{placement: device}}`")
+        raise EmbeddingError(
+            f"{where}: embedding: must be a mapping, e.g. `embedding: {{placement: device}}`"
+        )
     for key, value in raw.items():
         problem = field_problem(key, value)
         if problem:
@@ -134,6 +142,7 @@ def spec_from_mapping(raw: Any, where: str) -> EmbeddingSpec:
 
 # ----------------------------------------------------------------------------------------------- labels
 
+
 def label_problem(value: Any) -> str | None:
     """Why `value` is not an embedding label (None when it is one)."""
     if not isinstance(value, str):
@@ -142,12 +151,15 @@ def label_problem(value: Any) -> str | None:
     if not match:
         return f"unknown embedding label {value!r}; labels look like: {LABEL_EXAMPLE}"
     if match["plain"] and match["policy"]:
-        return f"{value!r}: a policy suffix applies to cached labels only (e.g. cached-10pct-{match['policy']})"
+        return (
+            f"{value!r}: a policy suffix applies to cached labels only (e.g. cached-10pct-{match['policy']})"
+        )
     if match["amount"] is not None:
         amount = float(match["amount"])
         if amount <= 0 or (match["unit"] == "pct" and amount > 100):
-            return f"{value!r}: the budget must be greater than 0" + (" and at most 100pct"
-                                                                     if match["unit"] == "pct" else "")
+            return f"{value!r}: the budget must be greater than 0" + (
+                " and at most 100pct" if match["unit"] == "pct" else ""
+            )
     return None
 
 

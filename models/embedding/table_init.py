@@ -7,6 +7,7 @@ because torch's CPU normal_ runs on one thread; they are filled in chunks of CHU
 its own generator seeded by (seed, chunk), on a thread pool. The values depend on the seed and the chunk size
 only, never on the number of threads.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,7 @@ CHUNK_ROWS = 1 << 18
 
 def item_table(num_items: int, dim: int, seed: int) -> nn.Embedding:
     """The item embedding (padding_idx 0) of a model; call inside the model's seeded fork_rng."""
-    std = dim ** -0.5
+    std = dim**-0.5
     if num_items * dim < PARALLEL_FROM:
         table = nn.Embedding(num_items, dim, padding_idx=0)
         nn.init.normal_(table.weight, std=std)
@@ -34,14 +35,14 @@ def item_table(num_items: int, dim: int, seed: int) -> nn.Embedding:
 
 def chunked_normal(rows: int, dim: int, std: float, seed: int) -> torch.Tensor:
     """[rows, dim] fp32 N(0, std²), filled chunk by chunk in parallel, each chunk from its own generator."""
-    # A normal tensor even when the caller is in inference mode (the oracle builds its model there): the pool's
-    # threads do not inherit that thread-local mode, and may not update an inference tensor in place.
+    # A normal tensor even when the caller is in inference mode (the oracle builds its model there): the
+    # pool's threads do not inherit that thread-local mode, and may not update an inference tensor in place.
     with torch.inference_mode(False):
         out = torch.empty(rows, dim)
 
     def fill(start: int) -> None:
         gen = torch.Generator().manual_seed(chunk_seed(seed, start // CHUNK_ROWS))
-        out[start:start + CHUNK_ROWS].normal_(0.0, std, generator=gen)
+        out[start : start + CHUNK_ROWS].normal_(0.0, std, generator=gen)
 
     # torch ops release the GIL, so the threads fill chunks at once (normal_ itself is single-threaded).
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:

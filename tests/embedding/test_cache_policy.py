@@ -1,6 +1,8 @@
-"""The embedding cache against the pure-Python model of its policy: random id streams with repeats and padding,
-a budget of one row, a budget larger than the table, eviction order under LRU and LFU. CPU only (the CPU is the
-"device" and its memory the "host": the same cache code path a GPU runs, with the torch row fetch)."""
+"""The embedding cache against the pure-Python model of its policy: random id streams with repeats and
+padding, a budget of one row, a budget larger than the table, eviction order under LRU and LFU. CPU only (the
+CPU is the "device" and its memory the "host": the same cache code path a GPU runs, with the torch row
+fetch)."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,8 +48,12 @@ def check_against_reference(num_items, batches, rows, policy, ways):
     return cache, model
 
 
-@given(stream=id_streams(), rows=st.integers(1, 48), ways=st.sampled_from([1, 2, 4, 32]),
-       policy=st.sampled_from(["lru", "lfu"]))
+@given(
+    stream=id_streams(),
+    rows=st.integers(1, 48),
+    ways=st.sampled_from([1, 2, 4, 32]),
+    policy=st.sampled_from(["lru", "lfu"]),
+)
 def test_the_cache_follows_its_policy_model(stream, rows, ways, policy):
     num_items, batches = stream
     check_against_reference(num_items, batches, rows, policy, ways)
@@ -60,8 +66,12 @@ def test_a_budget_of_one_row(stream, policy):
     assert cache.slots == 1 and model.counters["inserted"] <= len(batches)
 
 
-@given(stream=id_streams(), extra=st.integers(0, 50), ways=st.sampled_from([1, 4, 32]),
-       policy=st.sampled_from(["lru", "lfu"]))
+@given(
+    stream=id_streams(),
+    extra=st.integers(0, 50),
+    ways=st.sampled_from([1, 4, 32]),
+    policy=st.sampled_from(["lru", "lfu"]),
+)
 def test_a_budget_larger_than_the_table_keeps_every_row(stream, extra, ways, policy):
     num_items, batches = stream
     cache, model = check_against_reference(num_items, batches, num_items + extra, policy, ways)
@@ -120,18 +130,26 @@ def test_padding_is_never_cached_and_reads_zero():
     assert cache.read_counters()["lookups"] == 1 and lookups(cache) == {5}
 
 
-@pytest.mark.parametrize("rows, items, ways, want", [
-    (1, 100, 32, (1, 1)), (100, 1000, 32, (3, 32)), (1000, 100, 32, (4, 32)), (7, 100, 4, (1, 4)),
-    (64, 64, 32, (2, 32)),
-])
+@pytest.mark.parametrize(
+    "rows, items, ways, want",
+    [
+        (1, 100, 32, (1, 1)),
+        (100, 1000, 32, (3, 32)),
+        (1000, 100, 32, (4, 32)),
+        (7, 100, 4, (1, 4)),
+        (64, 64, 32, (2, 32)),
+    ],
+)
 def test_cache_geometry(rows, items, ways, want):
     assert cache_geometry(rows, items, ways) == want
 
 
 def test_victim_keys_order_empty_then_policy_then_way():
     ways = 4
-    key = lambda policy, stamp, freq, way: int(victim_keys(  # noqa: E731
-        policy, torch.tensor(stamp), torch.tensor(freq), torch.tensor(way), ways))
+
+    def key(policy, stamp, freq, way):
+        return int(victim_keys(policy, torch.tensor(stamp), torch.tensor(freq), torch.tensor(way), ways))
+
     assert key("lru", 0, 0, 3) < key("lru", 1, 9, 0) < key("lru", 2, 1, 0) < key("lru", 2, 1, 1)
     assert key("lfu", 0, 0, 3) < key("lfu", 9, 1, 0) < key("lfu", 1, 2, 0) < key("lfu", 2, 2, 0)
     assert key("lfu", 2**40, FREQ_MAX * 4, 3) < PROTECTED  # saturated fields stay below the protected mark

@@ -1,6 +1,7 @@
-"""Placements through the real bench on CPU (`pytest bench/ --matrix ...` in a subprocess): every placement of the
-tiny rank passes the oracle, its record's `embedding` section validates and counts the timed rounds only, a cold
-cell starts empty, and cells a placement cannot run are skipped with the reason."""
+"""Placements through the real bench on CPU (`pytest bench/ --matrix ...` in a subprocess): every placement of
+the tiny rank passes the oracle, its record's `embedding` section validates and counts the timed rounds only,
+a cold cell starts empty, and cells a placement cannot run are skipped with the reason."""
+
 from __future__ import annotations
 
 import jsonschema
@@ -31,9 +32,15 @@ def records(tmp_path_factory, run_bench):
 
 def test_every_placement_passes_the_oracle_and_validates(records):
     _, by_id = records
-    assert sorted(by_id) == sorted([f"{PREFIX}-rank-emb-device", f"{PREFIX}-rank-emb-host",
-                                    f"{PREFIX}-rank-emb-cached-10pct", f"{PREFIX}-rank-emb-cached-1pct-lru",
-                                    "tiny-torch-cpu-bf16-b4-s16-rank-emb-cached-100pct"])
+    assert sorted(by_id) == sorted(
+        [
+            f"{PREFIX}-rank-emb-device",
+            f"{PREFIX}-rank-emb-host",
+            f"{PREFIX}-rank-emb-cached-10pct",
+            f"{PREFIX}-rank-emb-cached-1pct-lru",
+            "tiny-torch-cpu-bf16-b4-s16-rank-emb-cached-100pct",
+        ]
+    )
     for record in by_id.values():
         jsonschema.validate(record, schema())
         assert record["numerics"]["passed"] is True
@@ -61,7 +68,10 @@ def test_the_embedding_section_counts_the_timed_rounds(records):
 
 def test_off_device_placements_skip_with_the_reason(records):
     proc, _ = records
-    assert "prefill scores the full catalogue" in proc.stdout and "decode scores the full catalogue" in proc.stdout
+    assert (
+        "prefill scores the full catalogue" in proc.stdout
+        and "decode scores the full catalogue" in proc.stdout
+    )
     assert "placement=host is not supported: ort-cpu holds the whole item table on its device" in proc.stdout
 
 
@@ -73,5 +83,8 @@ def test_a_cold_cell_starts_its_timed_rounds_empty(tmp_path, run_bench):
     section = record["embedding"]
     assert section["warm"]["warmed"] is False and section["warm"]["how"].startswith("cold")
     # The whole table fits: every miss of the timed rounds is a first sight, counted from an empty cache.
-    assert section["counters"]["evicted"] == 0 and section["counters"]["misses"] == section["counters"]["inserted"]
+    assert (
+        section["counters"]["evicted"] == 0
+        and section["counters"]["misses"] == section["counters"]["inserted"]
+    )
     assert section["counters"]["misses"] >= section["counters"]["unique_ids"] / record["timer"]["rounds"]

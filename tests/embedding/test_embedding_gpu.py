@@ -1,6 +1,7 @@
-"""The GPU-only paths of the embedding placements, on the GPU machine: the zero-copy read of pinned host memory,
-the lookup step without a host sync, and cached/host cells through torch-cuda in every mode under the oracle.
-Skipped with the reason where there is no CUDA device."""
+"""The GPU-only paths of the embedding placements, on the GPU machine: the zero-copy read of pinned host
+memory, the lookup step without a host sync, and cached/host cells through torch-cuda in every mode under the
+oracle. Skipped with the reason where there is no CUDA device."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,8 +17,10 @@ from genrec_bench.models import draw, preset
 from genrec_bench.models.embedding import EmbeddingCache, HostTable
 from genrec_bench.models.embedding.spec import resolve
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU machine)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU machine)"),
+]
 
 
 def pinned_table(rows: int, dim: int, dtype=torch.float16) -> torch.Tensor:
@@ -44,8 +47,11 @@ def test_zero_copy_fetch_reads_pinned_host_memory_in_place():
 def test_the_lookup_step_never_syncs_with_the_host(kind):
     host = pinned_table(20_000, 64)
     device = torch.device("cuda")
-    table = (EmbeddingCache(host, 2000, policy="lfu", device=device) if kind == "cached"
-             else HostTable(host, device, torch.float16))
+    table = (
+        EmbeddingCache(host, 2000, policy="lfu", device=device)
+        if kind == "cached"
+        else HostTable(host, device, torch.float16)
+    )
     step = table.lookup if kind == "cached" else table.step
     ids = torch.randint(0, 20_000, (4096,), device=device)
     step(ids)  # the first call sizes the per-call buffers (an allocation, before any graph)
@@ -64,8 +70,9 @@ def run_cell_once(label: str, mode: str, calls: int = 6):
     cfg = preset("tiny")
     drawn = draw(cfg, "rank", 8, 32, seed=11)
     ref = reference("tiny", "rank", drawn)
-    model = model_for("tiny", "torch").variant(embedding=resolve(
-        cfg.embedding, {"warm_lookups": 5000, "warm_batches": 2, "pool_batches": 8}, label))
+    model = model_for("tiny", "torch").variant(
+        embedding=resolve(cfg.embedding, {"warm_lookups": 5000, "warm_batches": 2, "pool_batches": 8}, label)
+    )
     with get_backend("torch-cuda").prepare(model, cell) as session:
         run = session.runner(drawn)
         first = session.fetch(run())

@@ -1,5 +1,6 @@
-"""Placements through the model's phases on CPU: host and cached give exactly the device model's answers, count
-what they did, and the settings resolve preset → matrix section → cell label."""
+"""Placements through the model's phases on CPU: host and cached give exactly the device model's answers,
+count what they did, and the settings resolve preset → matrix section → cell label."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,9 @@ def placed(model, label, **section):
     return placed_copy(model.variant(embedding=spec), "cpu", torch.float32)
 
 
-@pytest.mark.parametrize("label", ["host", "cached-10pct", "cached-1pct-lru", "cached-100pct", "cached-0.1mb"])
+@pytest.mark.parametrize(
+    "label", ["host", "cached-10pct", "cached-1pct-lru", "cached-100pct", "cached-0.1mb"]
+)
 @torch.inference_mode()
 def test_every_phase_answers_exactly_as_on_the_device(tiny, label):
     model = placed(tiny, label)
@@ -47,11 +50,20 @@ def test_counters_count_real_lookups_and_bytes(tiny):
     host, cached = placed(tiny, "host"), placed(tiny, "cached-100pct")
     for model in (host, cached):
         model.rank(*phase_inputs(model, "rank", drawn))
-    assert host.item_emb.stats() == {"calls": 1, "lookups": real, "misses": real,
-                                     "bytes_from_host": real * tiny.cfg.d_model * 4}
+    assert host.item_emb.stats() == {
+        "calls": 1,
+        "lookups": real,
+        "misses": real,
+        "bytes_from_host": real * tiny.cfg.d_model * 4,
+    }
     first = cached.item_emb.stats()
     unique = len({int(i) for i in torch.cat([drawn["ids"].flatten(), drawn["candidates"].flatten()]) if i})
-    assert (first["lookups"], first["unique_ids"], first["misses"], first["hit_lookups"]) == (real, unique, unique, 0)
+    assert (first["lookups"], first["unique_ids"], first["misses"], first["hit_lookups"]) == (
+        real,
+        unique,
+        unique,
+        0,
+    )
     cached.rank(*phase_inputs(cached, "rank", drawn))
     second = cached.item_emb.stats()
     assert second["hit_lookups"] - first["hit_lookups"] == real and second["misses"] == unique  # all hits now
@@ -64,7 +76,9 @@ def test_placed_copy_builds_each_placement_and_leaves_the_source_alone(tiny):
     assert isinstance(placed(tiny, "host").item_emb, HostTable)
     assert isinstance(placed(tiny, "cached-10pct").item_emb, CachedTable)
     device = placed(tiny, "device").item_emb
-    assert isinstance(device, torch.nn.Embedding) and device.weight.data_ptr() != tiny.item_emb.weight.data_ptr()
+    assert (
+        isinstance(device, torch.nn.Embedding) and device.weight.data_ptr() != tiny.item_emb.weight.data_ptr()
+    )
     assert torch.equal(tiny.item_emb.weight, before) and isinstance(tiny.item_emb, torch.nn.Embedding)
     with pytest.raises(EmbeddingError, match="already placed"):
         placed_copy(placed(tiny, "host"), "cpu", torch.float32)
@@ -84,8 +98,14 @@ def test_fp16_storage_under_an_fp32_model_rounds_rows_only(tiny):
 def test_settings_resolve_preset_then_section_then_label():
     base = EmbeddingSpec(policy="lru", warm_batches=3)
     spec = resolve(base, {"policy": "lfu", "pool_batches": 5}, "cached-25pct")
-    assert (spec.placement, spec.fraction, spec.gpu_budget_mb, spec.policy, spec.warm_batches,
-            spec.pool_batches) == ("cached", 0.25, None, "lfu", 3, 5)
+    assert (
+        spec.placement,
+        spec.fraction,
+        spec.gpu_budget_mb,
+        spec.policy,
+        spec.warm_batches,
+        spec.pool_batches,
+    ) == ("cached", 0.25, None, "lfu", 3, 5)
     assert resolve(base, {"policy": "lfu"}, "cached-64mb-lru").policy == "lru"  # the label wins
     assert resolve(EmbeddingSpec(placement="cached", fraction=0.1), None, "host").fraction is None
     assert resolve(base, None, "") == base and not spec.cold and EmbeddingSpec(warm_batches=0).cold
@@ -109,7 +129,9 @@ def test_large_tables_initialise_in_seeded_chunks(monkeypatch):
     monkeypatch.setattr(table_init, "PARALLEL_FROM", 1)
     monkeypatch.setattr(table_init, "CHUNK_ROWS", 7)
     a, b = table_init.item_table(50, 4, seed=3), table_init.item_table(50, 4, seed=3)
-    assert torch.equal(a.weight, b.weight) and not torch.equal(a.weight, table_init.item_table(50, 4, 4).weight)
+    assert torch.equal(a.weight, b.weight) and not torch.equal(
+        a.weight, table_init.item_table(50, 4, 4).weight
+    )
     assert bool((a.weight[0] == 0).all()) and a.padding_idx == 0
     assert 0.3 < float(a.weight.detach()[1:].std()) < 0.7  # N(0, 1/d) with d = 4
     with torch.inference_mode():  # as the oracle builds its reference model (the first H100 run failed here)

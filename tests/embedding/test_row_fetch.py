@@ -1,5 +1,6 @@
 """The masked row fetch: the Triton kernel (Triton's interpreter on CPU) against the torch reference, and its
 argument checks. The zero-copy read of pinned host memory by a GPU is checked in test_embedding_gpu.py."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,13 @@ def case(seed: int, rows: int, dim: int, n: int, dtype=torch.float32):
 
 
 @pytest.mark.skipif(not TRITON_OK, reason=TRITON_WHY)
-@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 40), dim=st.sampled_from([1, 5, 32, 130]),
-       n=st.integers(1, 40), dtype=st.sampled_from([torch.float32, torch.float16]))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    rows=st.integers(1, 40),
+    dim=st.sampled_from([1, 5, 32, 130]),
+    n=st.integers(1, 40),
+    dtype=st.sampled_from([torch.float32, torch.float16]),
+)
 def test_triton_fetch_equals_the_reference(seed, rows, dim, n, dtype):
     table, ids, mask, dest_index = case(seed, rows, dim, n, dtype)
     want, got = torch.full((n + 3, dim), -1.0).to(dtype), torch.full((n + 3, dim), -1.0).to(dtype)
@@ -39,8 +45,14 @@ def test_triton_fetch_equals_the_reference(seed, rows, dim, n, dtype):
 def test_the_reference_copies_only_masked_rows():
     table = torch.arange(12.0).view(6, 2)
     dest = torch.zeros(4, 2)
-    fetch_rows(dest, torch.tensor([3, 0, 1]), table, torch.tensor([5, 1, 2]), torch.tensor([True, False, True]),
-               kernel="torch")
+    fetch_rows(
+        dest,
+        torch.tensor([3, 0, 1]),
+        table,
+        torch.tensor([5, 1, 2]),
+        torch.tensor([True, False, True]),
+        kernel="torch",
+    )
     assert dest.tolist() == [[0, 0], [4, 5], [0, 0], [10, 11]]
 
 

@@ -1,5 +1,6 @@
 """The bench for real on CPU: every record validates against the schema, the summary reads it, and a cell that
 fails the oracle still leaves its numbers in the JSON."""
+
 import json
 import statistics
 import subprocess
@@ -64,9 +65,21 @@ def test_pytest_benchmark_compares_two_runs_of_ours(bench_run, tmp_path, run_ben
     proc, second = run_bench(tmp_path, MATRIX, "-k", "prefill")
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert first["machine_info"] == second["machine_info"]
-    compare = subprocess.run([str(Path(sys.executable).with_name("pytest-benchmark")), "compare", "--group-by", "param:cell",
-                              "--histogram", str(tmp_path / "hist"), str(first_dir / "out.json"),
-                              str(tmp_path / "out.json")], capture_output=True, text=True, timeout=120)
+    compare = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("pytest-benchmark")),
+            "compare",
+            "--group-by",
+            "param:cell",
+            "--histogram",
+            str(tmp_path / "hist"),
+            str(first_dir / "out.json"),
+            str(tmp_path / "out.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert compare.returncode == 0, compare.stdout[-2000:] + compare.stderr[-2000:]
     assert "tiny-torch-cpu-fp32-b2-s16-prefill" in compare.stdout
     assert list(tmp_path.glob("hist*.svg")), "no histogram written"
@@ -74,8 +87,21 @@ def test_pytest_benchmark_compares_two_runs_of_ours(bench_run, tmp_path, run_ben
 
 def test_pivot_tables_one_metric_by_axes(bench_run, capsys):
     tmp_path, _, _ = bench_run
-    assert reports_main(["pivot", str(tmp_path / "out.json"), "--rows", "phase", "--cols", "precision",
-                         "--metric", "throughput"]) == 0
+    assert (
+        reports_main(
+            [
+                "pivot",
+                str(tmp_path / "out.json"),
+                "--rows",
+                "phase",
+                "--cols",
+                "precision",
+                "--metric",
+                "throughput",
+            ]
+        )
+        == 0
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "| phase | fp32 | bf16 |"
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| prefill", "| decode", "| rank"]
@@ -100,7 +126,9 @@ def test_reports_name_a_bad_record_in_one_line(tmp_path, capsys):
     bad.write_text(json.dumps({"benchmarks": [{"name": "x", "extra_info": {"cell": {}}}]}))
     assert reports_main(["summary", str(bad)]) == 4  # input error: nothing valid to report
     skipped, nothing = capsys.readouterr().err.strip().splitlines()
-    assert skipped.startswith(f"reports: {bad}: benchmarks[0] x: extra_info/") and skipped.endswith("(skipped)")
+    assert skipped.startswith(f"reports: {bad}: benchmarks[0] x: extra_info/") and skipped.endswith(
+        "(skipped)"
+    )
     assert nothing == f"reports: {bad}: no valid cell records to report"
     assert reports_main(["summary", str(tmp_path / "missing.json")]) == 4
     assert "not found" in capsys.readouterr().err

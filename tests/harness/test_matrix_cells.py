@@ -1,4 +1,5 @@
 """Matrix expansion: products, modes per backend, include/exclude with reasons, ids, the shipped matrices."""
+
 import dataclasses
 from pathlib import Path
 
@@ -10,8 +11,11 @@ from genrec_bench.matrices import Cell, Known, load_matrix
 from genrec_bench.models import presets
 
 ROOT = Path(__file__).resolve().parents[2]
-KNOWN = Known(backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},
-              models=("tiny", "small"), kernels=("torch", "triton"))
+KNOWN = Known(
+    backends={"torch-cpu": ("eager", "compile"), "torch-cuda": ("eager", "compile", "cudagraph")},
+    models=("tiny", "small"),
+    kernels=("torch", "triton"),
+)
 
 
 def load(tmp_path, text):
@@ -28,17 +32,25 @@ def test_cell_id_reads_like_the_cell():
 
 
 def test_modes_apply_only_to_backends_that_have_them(tmp_path):
-    matrix = load(tmp_path, """
+    matrix = load(
+        tmp_path,
+        """
 axes: {model: [tiny], backend: [torch-cpu, torch-cuda], mode: [eager, cudagraph], precision: [fp32],
        batch: [1], seq_len: [8], phase: [prefill]}
-""")
+""",
+    )
     ids = [cell.id for cell, _ in matrix.cells(KNOWN)]
-    assert ids == ["tiny-torch-cpu-fp32-b1-s8-prefill", "tiny-torch-cuda-fp32-b1-s8-prefill",
-                   "tiny-torch-cuda-cudagraph-fp32-b1-s8-prefill"]
+    assert ids == [
+        "tiny-torch-cpu-fp32-b1-s8-prefill",
+        "tiny-torch-cuda-fp32-b1-s8-prefill",
+        "tiny-torch-cuda-cudagraph-fp32-b1-s8-prefill",
+    ]
 
 
 def test_exclude_carries_its_reason_and_include_adds_cells(tmp_path):
-    matrix = load(tmp_path, """
+    matrix = load(
+        tmp_path,
+        """
 axes: {model: [tiny], backend: [torch-cpu], precision: [fp32, bf16], batch: [1, 8], seq_len: [8],
        phase: [prefill]}
 exclude:
@@ -46,7 +58,8 @@ exclude:
 include:
   - {precision: fp16, batch: 8, reason: "one fp16 cell"}
   - {precision: bf16, batch: 8, reason: "asked for by name wins over the exclusion"}
-""")
+""",
+    )
     cells = {cell.id: reason for cell, reason in matrix.cells(KNOWN)}
     assert cells == {
         "tiny-torch-cpu-fp32-b1-s8-prefill": None,
@@ -58,21 +71,27 @@ include:
 
 
 def test_cells_sharing_a_shape_are_adjacent(tmp_path):
-    matrix = load(tmp_path, """
+    matrix = load(
+        tmp_path,
+        """
 axes: {model: [tiny], backend: [torch-cpu], precision: [fp32, bf16], batch: [1, 8], seq_len: [8],
        phase: [prefill, decode]}
-""")
+""",
+    )
     shapes = [(c.phase, c.batch) for c, _ in matrix.cells(KNOWN)]
     assert shapes == [("prefill", 1)] * 2 + [("prefill", 8)] * 2 + [("decode", 1)] * 2 + [("decode", 8)] * 2
 
 
 def test_defaults_and_overrides(tmp_path):
-    matrix = load(tmp_path, """
+    matrix = load(
+        tmp_path,
+        """
 name: t
 axes: {model: [tiny], backend: [torch-cpu], precision: [fp32], batch: [1], seq_len: [8], phase: [rank]}
 timing: {rounds: 7, warmup_rounds: 0}
 tolerance: {fp16: {max_rel_err: 0.05}}
-""")
+""",
+    )
     assert matrix.name == "t"
     assert (matrix.timing.rounds, matrix.timing.warmup_rounds, matrix.timing.min_rounds) == (7, 0, 5)
     assert matrix.tolerance == {"fp16": {"max_rel_err": 0.05}}
@@ -102,17 +121,27 @@ def test_kernel_availability_explains_a_cpu_without_the_interpreter(monkeypatch)
     assert kernel_availability("cuda", "cpu")[0] is False
 
 
-@pytest.mark.parametrize("name, phases, served", [
-    ("smoke.yaml", {"prefill", "decode", "rank"}, True),
-    ("nightly.yaml", {"prefill", "decode", "rank"}, False),
-])
+@pytest.mark.parametrize(
+    "name, phases, served",
+    [
+        ("smoke.yaml", {"prefill", "decode", "rank"}, True),
+        ("nightly.yaml", {"prefill", "decode", "rank"}, False),
+    ],
+)
 def test_shipped_matrices_send_empty_and_overlong_histories(name, phases, served):
     """The inputs a plain workload never draws (no history; a raw history longer than the window) are cells of
     the matrices CI and the nightly run, in every phase, and (smoke) through the served preprocess as well."""
     known = Known(backends=backend_modes(), models=tuple(presets()), kernels=tuple(KERNELS))
     matrix = load_matrix(str(ROOT / "matrices" / name), known)
-    edge = [cell for cell, reason in matrix.cells(known) if reason is None
-            and presets()[cell.model].workload.empty_share > 0 and presets()[cell.model].workload.overlong_share > 0]
+    edge = [
+        cell
+        for cell, reason in matrix.cells(known)
+        if reason is None
+        and presets()[cell.model].workload.empty_share > 0
+        and presets()[cell.model].workload.overlong_share > 0
+    ]
     assert {cell.phase for cell in edge} == phases, [c.id for c in edge]
-    assert all(cell.seq_len == presets()[cell.model].max_seq_len for cell in edge)  # overlong needs the window
+    assert all(
+        cell.seq_len == presets()[cell.model].max_seq_len for cell in edge
+    )  # overlong needs the window
     assert any(cell.backend.startswith("triton-") for cell in edge) == served

@@ -1,4 +1,5 @@
 """The recommender: deterministic, shapes per phase, decode on a KV cache equals a longer prefill."""
+
 import pytest
 import torch
 

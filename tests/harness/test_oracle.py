@@ -1,4 +1,5 @@
 """The oracle, one deliberately wrong output per class of wrong answer it must catch; correct outputs pass."""
+
 import pytest
 import torch
 
@@ -43,19 +44,26 @@ def test_a_repeated_item_in_a_catalogue_top_k_fails():
     scores, items = top(ref)
     items[2, 1] = items[2, 0]
     verdict = compare(ref, scores, items, limits_for("fp32", "prefill"))
-    assert not verdict.passed and f"row 2: item {int(items[2, 0])} appears 2 times in one top-k" in verdict.message
+    assert (
+        not verdict.passed
+        and f"row 2: item {int(items[2, 0])} appears 2 times in one top-k" in verdict.message
+    )
 
 
 def test_rank_may_repeat_a_candidate_only_as_often_as_the_candidates_do():
     drawn, ref = ref_of("rank", batch=64)
-    row = next(r for r in range(64) if len(set(drawn["candidates"][r].tolist())) < drawn["candidates"].shape[1])
+    row = next(
+        r for r in range(64) if len(set(drawn["candidates"][r].tolist())) < drawn["candidates"].shape[1]
+    )
     scores, items = top(ref)
     assert compare(ref, scores, items, limits_for("fp32", "rank")).passed
     unique = next(i for i in items[row].tolist() if ref.candidate_counts[row][i] == 1)
     slot = items[row].tolist().index(unique)
     items[row, (slot + 1) % K] = unique
     verdict = compare(ref, scores, items, limits_for("fp32", "rank"))
-    assert not verdict.passed and f"item {unique} appears 2 times but is a candidate 1 times" in verdict.message
+    assert (
+        not verdict.passed and f"item {unique} appears 2 times but is a candidate 1 times" in verdict.message
+    )
 
 
 def test_an_item_outside_the_catalogue_or_the_padding_id_fails():
@@ -87,8 +95,8 @@ def test_an_unsorted_row_fails():
 def test_one_wholly_wrong_row_fails_and_is_named(batch):
     _, ref = ref_of(batch=batch)
     scores, items = top(ref)
-    far = ref.items[5, K:2 * K]  # items the reference ranks right below its top k: valid, paired, but wrong
-    items[5], scores[5] = far, ref.scores[5, K:2 * K]
+    far = ref.items[5, K : 2 * K]  # items the reference ranks right below its top k: valid, paired, but wrong
+    items[5], scores[5] = far, ref.scores[5, K : 2 * K]
     verdict = compare(ref, scores, items, limits_for("fp32", "prefill"))
     assert not verdict.passed and verdict.worst_row == 5 and "(row 5)" in verdict.message
     # Pooled over the batch (what the oracle used to judge) the row would hide: 7 of 8 rows, 127 of 128 agree.
@@ -113,9 +121,15 @@ def test_rounding_noise_is_not_a_bias():
     scores, items = top(ref)
     gen = torch.Generator().manual_seed(0)
     noisy = scores + torch.randn(scores.shape, generator=gen) * 1e-3 * float(scores.abs().max())
-    noisy = noisy.sort(dim=1, descending=True).values  # rounding can reorder near-ties; keep the row best-first
-    verdict = compare(ref, noisy, items.gather(1, (noisy.unsqueeze(2) == noisy.unsqueeze(1)).float().argmax(1)),
-                      limits_for("fp16", "prefill"))
+    noisy = noisy.sort(
+        dim=1, descending=True
+    ).values  # rounding can reorder near-ties; keep the row best-first
+    verdict = compare(
+        ref,
+        noisy,
+        items.gather(1, (noisy.unsqueeze(2) == noisy.unsqueeze(1)).float().argmax(1)),
+        limits_for("fp16", "prefill"),
+    )
     assert verdict.bias < LIMITS[("fp16", "prefill")]["max_bias"], verdict.message
 
 
@@ -148,8 +162,10 @@ def test_the_edge_workload_has_empty_and_overlong_users_and_the_model_answers_th
 
 # 10. the limits a record was judged by
 def test_a_record_judged_by_another_precisions_limits_is_caught():
-    record = {"cell": {"precision": "fp32", "phase": "prefill"},
-              "numerics": {"tolerance": limits_for("bf16", "prefill")}}
+    record = {
+        "cell": {"precision": "fp32", "phase": "prefill"},
+        "numerics": {"tolerance": limits_for("bf16", "prefill")},
+    }
     assert "judged by the wrong limits: max_rel_err=0.025 (want 2e-05)" in tolerance_mismatch(record)
     record["numerics"]["tolerance"] = limits_for("fp32", "prefill")
     assert tolerance_mismatch(record) is None
@@ -159,7 +175,10 @@ def test_matrix_overrides_apply_per_precision_and_per_phase():
     overrides = {"fp16": {"max_rel_err": 1e-6, "rank": {"topk_agreement": 0.1}}}
     assert limits_for("fp16", "prefill", overrides)["max_rel_err"] == 1e-6
     assert limits_for("fp16", "rank", overrides)["topk_agreement"] == 0.1
-    assert limits_for("fp16", "prefill", overrides)["topk_agreement"] == LIMITS[("fp16", "prefill")]["topk_agreement"]
+    assert (
+        limits_for("fp16", "prefill", overrides)["topk_agreement"]
+        == LIMITS[("fp16", "prefill")]["topk_agreement"]
+    )
     assert limits_for("fp16", "prefill", {"bf16": {"max_rel_err": 1.0}}) == LIMITS[("fp16", "prefill")]
 
 
@@ -186,7 +205,8 @@ def test_non_finite_output_fails():
 def test_two_wrong_items_in_every_row_fail_a_low_precision(precision):
     _, ref = ref_of(batch=8)
     scores, items = top(ref)
-    # The reference's items right below its top k, with their own scores: valid, paired and best first, but wrong.
-    items[:, -2:], scores[:, -2:] = ref.items[:, K + 3:K + 5], ref.scores[:, K + 3:K + 5]
+    # The reference's items right below its top k, with their own scores: valid, paired and best first, but
+    # wrong.
+    items[:, -2:], scores[:, -2:] = ref.items[:, K + 3 : K + 5], ref.scores[:, K + 3 : K + 5]
     verdict = compare(ref, scores, items, limits_for(precision, "prefill"))
     assert not verdict.passed and "topk_agreement 0.800" in verdict.message, verdict.message

@@ -52,8 +52,11 @@ def test_a_nameless_backend_is_refused():
 
 def test_library_errors_become_one_line_backend_errors(fake):
     cell = Cell("tiny", "fake-test", "eager", "fp32", 1, 8, "prefill")
-    with pytest.raises(BackendError, match=r"^fake-test \| preparing tiny-fake-test-fp32-b1-s8-prefill failed: "
-                                           r"RuntimeError: engine build exploded$"):
+    with pytest.raises(
+        BackendError,
+        match=r"^fake-test \| preparing tiny-fake-test-fp32-b1-s8-prefill failed: "
+        r"RuntimeError: engine build exploded$",
+    ):
         get_backend("fake-test").prepare(None, cell)
 
 
@@ -84,9 +87,12 @@ def test_entry_points_register_third_party_backends(monkeypatch):
 
                 def prepare_impl(self, model, cell, context):
                     raise NotImplementedError
+
             return ThirdParty
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EP] if group == registry.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [EP] if group == registry.ENTRY_POINT_GROUP else []
+    )
     monkeypatch.setattr(registry, "_entry_points_loaded", False)
     try:
         assert load_entry_points() == ["fake-ep"]
@@ -95,10 +101,16 @@ def test_entry_points_register_third_party_backends(monkeypatch):
         unregister_backend("fake-ep")
 
 
-@pytest.mark.parametrize("loaded, words", [
-    (lambda: object, "is not a Backend subclass; point it at the class"),
-    (lambda: __import__("no_such_module_anywhere"), "failed to load: ModuleNotFoundError: No module named"),
-])
+@pytest.mark.parametrize(
+    "loaded, words",
+    [
+        (lambda: object, "is not a Backend subclass; point it at the class"),
+        (
+            lambda: __import__("no_such_module_anywhere"),
+            "failed to load: ModuleNotFoundError: No module named",
+        ),
+    ],
+)
 def test_a_broken_entry_point_is_an_unavailable_backend_with_the_reason(monkeypatch, loaded, words):
     import genrec_bench.backends.registry as registry
 

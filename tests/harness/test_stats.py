@@ -28,8 +28,16 @@ def test_bootstrap_interval_brackets_the_median_and_is_seeded():
 
 
 def test_no_samples_summarise_as_nothing_measured():
-    assert latency_summary([]) == {"p50": None, "p90": None, "p99": None, "mean": None, "min": None, "max": None,
-                                   "stdev": None, "n": 0}
+    assert latency_summary([]) == {
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "mean": None,
+        "min": None,
+        "max": None,
+        "stdev": None,
+        "n": 0,
+    }
 
 
 def test_throughput():
@@ -43,14 +51,17 @@ def test_thinning_keeps_time_order_and_both_ends():
     assert thin([3.0, 1.0], 1000) == [3.0, 1.0]
 
 
-@pytest.mark.parametrize("call, words", [
-    (lambda: percentile([], 50), "no samples"),
-    (lambda: percentile([1.0], 101), "outside 0..100"),
-    (lambda: median_ci([1.0], confidence=1.5), "between 0 and 1"),
-    (lambda: throughput(1, 0), "must be positive"),
-    (lambda: throughput(1, float("nan")), "must be positive and finite"),
-    (lambda: thin([1.0], 0), "at least 1"),
-])
+@pytest.mark.parametrize(
+    "call, words",
+    [
+        (lambda: percentile([], 50), "no samples"),
+        (lambda: percentile([1.0], 101), "outside 0..100"),
+        (lambda: median_ci([1.0], confidence=1.5), "between 0 and 1"),
+        (lambda: throughput(1, 0), "must be positive"),
+        (lambda: throughput(1, float("nan")), "must be positive and finite"),
+        (lambda: thin([1.0], 0), "at least 1"),
+    ],
+)
 def test_bad_arguments_say_what_is_wrong(call, words):
     with pytest.raises(ValueError, match=words):
         call()

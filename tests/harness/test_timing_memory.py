@@ -20,8 +20,13 @@ def test_time_closure_samples_every_timed_round(benchmark):
         time.sleep(0.002)
         return "done"
 
-    result = time_closure(benchmark, work, "host_clock", lambda: None,
-                          Timing(warmup_rounds=2, rounds=6, min_rounds=2, max_time_s=10))
+    result = time_closure(
+        benchmark,
+        work,
+        "host_clock",
+        lambda: None,
+        Timing(warmup_rounds=2, rounds=6, min_rounds=2, max_time_s=10),
+    )
     assert len(calls) == 2 + 6
     assert result.rounds == 6 and len(result.samples_ms) == 6
     assert all(s >= 2.0 for s in result.samples_ms)

@@ -5,6 +5,7 @@ reads it when it decorates), so it is set here, when pytest loads this folder, a
 is present; an explicit TRITON_INTERPRET in the environment wins. Hypothesis profiles come from the root
 conftest (``ci`` by default, ``--hypothesis-profile=nightly`` on the GPU machine).
 """
+
 from __future__ import annotations
 
 import os

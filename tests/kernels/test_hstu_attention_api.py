@@ -1,5 +1,6 @@
 """HSTU attention dispatch and cache: unknown kernels and bad inputs raise, the paged cache's layout and
 arguments, the strategies' argument checks."""
+
 from __future__ import annotations
 
 import subprocess
@@ -27,8 +28,9 @@ def _prefill_inputs():
 
 
 def _decode_inputs():
-    case = ks.HstuDecodeCase((3, 0), heads=2, head_dim=8, dtype=torch.float32, page_size=2, layers=2, layer=1,
-                             seed=0)
+    case = ks.HstuDecodeCase(
+        (3, 0), heads=2, head_dim=8, dtype=torch.float32, page_size=2, layers=2, layer=1, seed=0
+    )
     return case.tensors()
 
 
@@ -38,7 +40,9 @@ def test_kernel_choices():
 
 @pytest.mark.parametrize("kernel", ["cuda", "Triton", "", None])
 def test_unknown_kernel_raises_naming_value_and_choices(kernel):
-    with pytest.raises(ValueError, match=r"hstu_attention \| unknown kernel=.*choose one of \('torch', 'triton'\)"):
+    with pytest.raises(
+        ValueError, match=r"hstu_attention \| unknown kernel=.*choose one of \('torch', 'triton'\)"
+    ):
         hstu_attention(*_prefill_inputs(), kernel=kernel)
     with pytest.raises(ValueError, match=r"hstu_decode_attention \| unknown kernel=.*choose one of"):
         hstu_decode_attention(*_decode_inputs(), kernel=kernel)
@@ -70,8 +74,10 @@ def test_missing_triton_is_reported_by_name(monkeypatch):
 
 
 def test_importing_the_ops_does_not_import_triton():
-    code = ("import sys, kernels.hstu_attention, kernels.catalogue_topk;"
-            "sys.exit(1 if 'triton' in sys.modules else 0)")
+    code = (
+        "import sys, kernels.hstu_attention, kernels.catalogue_topk;"
+        "sys.exit(1 if 'triton' in sys.modules else 0)"
+    )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -113,7 +119,11 @@ def test_reference_decode_appends_and_is_idempotent():
         (ks.hstu_cases, {"min_heads": 3, "max_heads": 2}, "min_heads=3 is larger than max_heads=2"),
         (ks.hstu_cases, {"head_dims": ()}, "head_dims=() must be a non-empty tuple"),
         (ks.hstu_cases, {"max_extra_length": -1}, "max_extra_length=-1 is smaller than 0"),
-        (ks.hstu_decode_cases, {"page_sizes": (3,)}, "page_sizes=(3,) must be a non-empty tuple of powers of two"),
+        (
+            ks.hstu_decode_cases,
+            {"page_sizes": (3,)},
+            "page_sizes=(3,) must be a non-empty tuple of powers of two",
+        ),
         (ks.hstu_decode_cases, {"max_layers": 0}, "max_layers=0 is smaller than 1"),
     ],
 )

@@ -1,5 +1,6 @@
 """Dry run of the HSTU micro-benchmark on the CPU (Triton's interpreter, timing stubbed): every provider it
 times must first pass its check, and the records carry FLOPs and TFLOP/s. The real run needs a GPU."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,11 @@ def dry_run(monkeypatch):
     """The micro-benchmark on CPU tensors: no CUDA graphs, no inductor, a fixed 'time'."""
     monkeypatch.setattr(hstu_micro, "DEVICE", "cpu")
     monkeypatch.setattr(hstu_micro, "copy_us", lambda nbytes: 1.0)
-    monkeypatch.setattr(hstu_micro, "_time", lambda fn, inputs: {
-        "timing": STUB_TIMING, "timing_mode": "stub", "launch": STUB_TIMING})
+    monkeypatch.setattr(
+        hstu_micro,
+        "_time",
+        lambda fn, inputs: {"timing": STUB_TIMING, "timing_mode": "stub", "launch": STUB_TIMING},
+    )
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
 
 
@@ -41,8 +45,9 @@ def test_prefill_providers_pass_their_checks(dry_run):
 
 @DRY_RUN_ONLY
 def test_decode_providers_pass_their_checks(dry_run):
-    records = _by_provider(hstu_micro.bench_decode(torch.tensor([3, 0, 20]), 2, 2, 16, torch.float32, 3000.0,
-                                                   sweep=False))
+    records = _by_provider(
+        hstu_micro.bench_decode(torch.tensor([3, 0, 20]), 2, 2, 16, torch.float32, 3000.0, sweep=False)
+    )
     for name in ("triton", "triton-splits2", "triton-splits4", "torch-eager-padded"):
         assert "error" not in records[name], records[name]
     assert records["triton"]["shape"]["layers"] == 2

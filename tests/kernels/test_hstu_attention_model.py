@@ -1,5 +1,6 @@
 """The recommender with kernel="triton": the jagged encoder, the paged-cache decode and the catalogue kernel
 give the padded torch model's answers (tiny preset, Triton's interpreter on CPU)."""
+
 from __future__ import annotations
 
 import pytest
@@ -39,7 +40,9 @@ def test_triton_model_gives_the_torch_models_answers(models, phase, device):
 @torch.inference_mode()
 def test_decode_cache_is_paged_and_a_repeated_step_sees_the_same_history(models, device):
     triton_model = models[1].to(device)
-    new_ids, lengths, k_cache, v_cache = phase_inputs(triton_model, "decode", _drawn(triton_model, "decode"), device)
+    new_ids, lengths, k_cache, v_cache = phase_inputs(
+        triton_model, "decode", _drawn(triton_model, "decode"), device
+    )
     assert isinstance(k_cache, PagedCache) and k_cache.page_table is v_cache.page_table
     first = triton_model.decode(new_ids, lengths, k_cache, v_cache)
     pages = k_cache.pages.clone()

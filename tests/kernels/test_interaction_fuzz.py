@@ -1,4 +1,5 @@
 """Fuzz the Triton interaction kernel against the fp32 torch reference (CPU: Triton's interpreter)."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,7 +29,9 @@ def test_reference_matches_the_definition(case):
     xf = x.float()
     pairs = [(xf[:, i] * xf[:, j]).sum(-1) for i in range(case.features) for j in range(i)]
     want = torch.stack(pairs, 1) if pairs else xf.new_zeros(case.batch, 0)
-    torch.testing.assert_close(interaction_reference(x), want.to(x.dtype), **tolerance(case.dtype, terms=case.dim))
+    torch.testing.assert_close(
+        interaction_reference(x), want.to(x.dtype), **tolerance(case.dtype, terms=case.dim)
+    )
 
 
 def _configs():
@@ -40,7 +43,8 @@ def _configs():
 @pytest.mark.parametrize("config", _configs(), ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 @pytest.mark.parametrize("shape", [(5, 27, 128), (3, 33, 20), (1, 2, 1)], ids=str)
 def test_every_tuned_config_matches_reference(config, shape, device):
-    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
+    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one
+    otherwise)."""
     from genrec_bench.kernels.interaction.triton import interaction_triton
 
     case = ks.InteractionCase(*shape, dense_dim=2, dtype=torch.float16, seed=0)

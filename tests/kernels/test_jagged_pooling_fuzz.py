@@ -1,4 +1,5 @@
 """Fuzz the Triton jagged pooling kernel against the fp32 torch reference (CPU: Triton's interpreter)."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,7 +49,8 @@ def _configs():
 @pytest.mark.parametrize("config", _configs(), ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 @pytest.mark.parametrize("lengths", [(0, 70, 1, 0), (16,) * 5, (0,)], ids=lambda ls: f"rows{len(ls)}")
 def test_every_tuned_config_matches_reference(config, lengths, device):
-    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
+    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one
+    otherwise)."""
     from genrec_bench.kernels.jagged_pooling.triton import jagged_pooling_triton
 
     for mode in ("sum", "mean"):

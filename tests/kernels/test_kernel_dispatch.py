@@ -1,5 +1,6 @@
 """Dispatch: unknown kernels and modes raise, importing kernels never imports triton, a missing triton is
 reported by name."""
+
 from __future__ import annotations
 
 import subprocess
@@ -47,7 +48,8 @@ def test_bad_inputs_raise():
 
 def test_importing_kernels_does_not_import_triton():
     code = (
-        "import sys, kernels, kernels.interaction, kernels.jagged_pooling, kernels.strategies, kernels.tolerances;"
+        "import sys, kernels, kernels.interaction, kernels.jagged_pooling, kernels.strategies, "
+        "kernels.tolerances;"
         "sys.exit(1 if 'triton' in sys.modules else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

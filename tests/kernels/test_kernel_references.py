@@ -1,5 +1,6 @@
 """The references stay exportable: torch.compile traces them without graph breaks and the dynamo ONNX
 exporter turns them into graphs onnxruntime runs with a dynamic batch (the ONNX backend relies on both)."""
+
 from __future__ import annotations
 
 import warnings

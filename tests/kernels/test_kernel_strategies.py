@@ -1,4 +1,5 @@
 """The strategies: argument validation names argument, value and fix; drawn values respect the bounds."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,8 +20,11 @@ from genrec_bench.kernels import strategies as ks
         (ks.interaction_shapes, {"min_dim": True}, "min_dim=True must be an int"),
         (ks.jagged_lengths, {"min_rows": 4, "max_rows": 3}, "min_rows=4 is larger than max_rows=3"),
         (ks.jagged_lengths, {"min_length": -1}, "min_length=-1 is smaller than 0"),
-        (ks.jagged_lengths, {"max_length": 10, "max_long_length": 5},
-         "max_length=10 is larger than max_long_length=5"),
+        (
+            ks.jagged_lengths,
+            {"max_length": 10, "max_long_length": 5},
+            "max_length=10 is larger than max_long_length=5",
+        ),
         (ks.jagged_cases, {"min_items": 0}, "min_items=0 is smaller than 1"),
         (ks.jagged_cases, {"modes": ("max",)}, "modes=('max',)"),
         (ks.interaction_cases, {"min_dense_dim": 3, "max_dense_dim": 1}, "min_dense_dim=3 is larger"),

@@ -1,5 +1,6 @@
 """Bucket runners and the batcher's calls: any users loaded into a bucket give those users' answers, padded
 or not, however often the bucket is refilled."""
+
 import inspect
 
 import torch

@@ -1,5 +1,7 @@
-"""LoadGen for real with a stand-in SUT (no model): what its logs say reaches the record as LoadGen said it, the
-accuracy log carries each sample's answer, and a SUT whose calls fail fails the run with the first error."""
+"""LoadGen for real with a stand-in SUT (no model): what its logs say reaches the record as LoadGen said it,
+the accuracy log carries each sample's answer, and a SUT whose calls fail fails the run with the first
+error."""
+
 import queue
 import threading
 
@@ -63,7 +65,10 @@ BASE = {"min_query_count": 1, "performance_sample_count": 16, "seed": 0}
 
 
 def test_response_bytes_round_trip():
-    items, scores = np.array([[5, 7, 9], [1, 2, 3]]), np.array([[0.5, 0.25, -1.0], [3, 2, 1]], dtype=np.float32)
+    items, scores = (
+        np.array([[5, 7, 9], [1, 2, 3]]),
+        np.array([[0.5, 0.25, -1.0], [3, 2, 1]], dtype=np.float32),
+    )
     rows = encode(scores, items)
     assert rows.shape == (2, 12 * K)
     got_scores, got_items = decode(rows[1].tobytes())
@@ -73,14 +78,28 @@ def test_response_bytes_round_trip():
 
 
 def test_a_valid_server_run_reads_as_loadgen_wrote_it(tmp_path):
-    asked = BASE | {"scenario": "Server", "min_duration_ms": 300, "min_query_count": 64, "target_qps": 200,
-                    "latency_bound_ms": 50, "percentile": 0.9}
+    asked = BASE | {
+        "scenario": "Server",
+        "min_duration_ms": 300,
+        "min_query_count": 64,
+        "target_qps": 200,
+        "latency_bound_ms": 50,
+        "percentile": 0.9,
+    }
     done = run(tmp_path, asked)
     result = logs.result("server", tmp_path)
     assert result["validity"] == "VALID" and result["valid"] and result["reasons"] == []
-    assert result["constraints"] == {"perf_constraints_met": True, "min_duration_met": True,
-                                     "min_queries_met": True, "early_stopping_met": True}
-    assert result["target"]["qps"] == 200 and result["target"]["latency_ms"] == 50 and result["target"]["percentile"] == 0.9
+    assert result["constraints"] == {
+        "perf_constraints_met": True,
+        "min_duration_met": True,
+        "min_queries_met": True,
+        "early_stopping_met": True,
+    }
+    assert (
+        result["target"]["qps"] == 200
+        and result["target"]["latency_ms"] == 50
+        and result["target"]["percentile"] == 0.9
+    )
     assert result["query_count"] == len(done.latencies_ns) >= 64
     assert 100 < result["samples_per_s"] < 300 and result["scheduled_samples_per_s"] > 0
     lat = result["latency_ms"]
@@ -112,16 +131,30 @@ def test_the_accuracy_log_holds_every_samples_answer(tmp_path):
 
 
 def test_failed_calls_fail_the_run_with_the_first_error(tmp_path):
-    with pytest.raises(BackendError, match=r"loadgen \| \d+ call\(s\) of the performance run failed, first: "
-                                           r"RuntimeError: planted failure 4711"):
-        run(tmp_path, BASE | {"scenario": "SingleStream", "min_duration_ms": 100, "expected_latency_ms": 1,
-                              "percentile": 0.9}, sut=EchoSUT(fail=True))
+    with pytest.raises(
+        BackendError,
+        match=r"loadgen \| \d+ call\(s\) of the performance run failed, first: "
+        r"RuntimeError: planted failure 4711",
+    ):
+        run(
+            tmp_path,
+            BASE
+            | {
+                "scenario": "SingleStream",
+                "min_duration_ms": 100,
+                "expected_latency_ms": 1,
+                "percentile": 0.9,
+            },
+            sut=EchoSUT(fail=True),
+        )
 
 
 def test_a_log_without_a_result_is_one_clear_error(tmp_path):
-    (tmp_path / logs.DETAIL).write_text(':::MLLOG {"key": "error_runtime", "value": "boom", '
-                                        '"metadata": {"is_error": true}}\n')
+    (tmp_path / logs.DETAIL).write_text(
+        ':::MLLOG {"key": "error_runtime", "value": "boom", "metadata": {"is_error": true}}\n'
+    )
     (tmp_path / logs.SUMMARY).write_text("")
-    with pytest.raises(BackendError, match="has no result_validity: the run did not finish; errors: "
-                                           "error_runtime: boom"):
+    with pytest.raises(
+        BackendError, match="has no result_validity: the run did not finish; errors: error_runtime: boom"
+    ):
         logs.result("server", tmp_path)

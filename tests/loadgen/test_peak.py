@@ -1,4 +1,5 @@
 """The Server peak search's logic over fake LoadGen outcomes (pure: no LoadGen, no backend)."""
+
 import pytest
 
 from genrec_bench.bench.loadgen.peak import bracket, find_peak
@@ -52,8 +53,12 @@ def test_bounded_by_probes_and_range():
 
 
 def test_a_noisy_probe_cannot_invert_the_bracket():
-    probes = [{"qps": 100, "valid": True}, {"qps": 200, "valid": False}, {"qps": 150, "valid": True},
-              {"qps": 300, "valid": True}]  # 300 VALID after 200 INVALID: the 200 was noise
+    probes = [
+        {"qps": 100, "valid": True},
+        {"qps": 200, "valid": False},
+        {"qps": 150, "valid": True},
+        {"qps": 300, "valid": True},
+    ]  # 300 VALID after 200 INVALID: the 200 was noise
     assert bracket(probes) == (300, None)
     assert bracket([{"qps": 100, "valid": False}]) == (None, 100)
     assert bracket([]) == (None, None)

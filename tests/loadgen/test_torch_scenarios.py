@@ -1,6 +1,7 @@
 """LoadGen scenarios through torch-cpu for real: the bench over matrices/loadgen.yaml (every scenario, records
 valid against the schema, accuracy mode passing, logs kept next to the JSON), a planted wrong backend failing
 accuracy mode with its performance numbers kept, one real Server peak search, and the skip without LoadGen."""
+
 import importlib.util
 import json
 import statistics
@@ -31,9 +32,27 @@ SCENARIOS = ("singlestream", "multistream", "server", "offline")
 def bench_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loadgen-torch")
     out = tmp / "out.json"
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/test_cells.py", "-q", "-p", "no:cacheprovider",
-                           "--matrix", "matrices/loadgen.yaml", "--matrix-backends", "torch-cpu",
-                           "--benchmark-json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/test_cells.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--matrix",
+            "matrices/loadgen.yaml",
+            "--matrix-backends",
+            "torch-cpu",
+            "--benchmark-json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
     return tmp, proc, {b["extra_info"]["cell"]["id"]: b for b in doc["benchmarks"]}
 
@@ -62,10 +81,14 @@ def test_every_scenario_through_torch_cpu(bench_run):
         assert bench["stats"]["rounds"] == latency["n"] == record["timer"]["rounds"]
         assert bench["stats"]["median"] * 1e3 == pytest.approx(latency["p50"], rel=1e-9)
         assert record["timer"]["method"] == "loadgen_sample"
-        if name != "offline":  # the SUT's clock starts after LoadGen's scheduled time and stops before its own
+        if (
+            name != "offline"
+        ):  # the SUT's clock starts after LoadGen's scheduled time and stops before its own
             assert 0.5 * result["latency_ms"]["p50"] <= latency["p50"] <= 1.02 * result["latency_ms"]["p50"]
-    calls = {name: benches[f"tiny-torch-cpu-fp32-b8-s32-prefill-{name}"]["extra_info"]["scenario"]["sut"]
-             for name in SCENARIOS}
+    calls = {
+        name: benches[f"tiny-torch-cpu-fp32-b8-s32-prefill-{name}"]["extra_info"]["scenario"]["sut"]
+        for name in SCENARIOS
+    }
     assert calls["singlestream"]["mean_users_per_call"] == 1.0
     assert calls["multistream"]["mean_users_per_call"] == 8.0  # a query of 8 samples is one bucket-8 call
     assert calls["offline"]["mean_users_per_call"] > 6  # one query of everything, cut into calls of 8
@@ -107,19 +130,24 @@ def wrong_backend():
 
 def matrix(tmp_path, backend, scenario, extra=""):
     path = tmp_path / "m.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: in-process
         axes: {{model: [tiny], backend: [{backend}], precision: [fp32], batch: [8], seq_len: [32],
                phase: [prefill], scenario: [{scenario}]}}
         scenario:
           performance_sample_count: 48
           min_duration_ms: 400
-        """) + textwrap.indent(textwrap.dedent(extra), "  "))
+        """)
+        + textwrap.indent(textwrap.dedent(extra), "  ")
+    )
     return path
 
 
 @pytest.mark.benchmark(timer=SAMPLE_CLOCK)
-def test_a_planted_wrong_backend_fails_accuracy_mode_and_keeps_its_numbers(benchmark, tmp_path, wrong_backend):
+def test_a_planted_wrong_backend_fails_accuracy_mode_and_keeps_its_numbers(
+    benchmark, tmp_path, wrong_backend
+):
     planned = plan(str(matrix(tmp_path, wrong_backend, "offline")))
     (only,) = planned.runnable
     with pytest.raises(OracleMismatch, match="outputs disagree with the fp32 reference: .*topk_agreement"):
@@ -135,16 +163,23 @@ def test_a_planted_wrong_backend_fails_accuracy_mode_and_keeps_its_numbers(bench
     assert record["numerics"]["message"].startswith("LoadGen accuracy mode over every sample: ")
     assert "topk_agreement" in record["numerics"]["message"]
     assert record["scenario"]["result"]["samples_per_s"] > 0 and record["latency_ms"]["n"] > 0
-    assert record["scenario"]["logs"]["kept"] is False and not Path(record["scenario"]["logs"]["dir"]).exists()
+    assert (
+        record["scenario"]["logs"]["kept"] is False and not Path(record["scenario"]["logs"]["dir"]).exists()
+    )
 
 
 @pytest.mark.benchmark(timer=SAMPLE_CLOCK)
 def test_a_real_server_peak_search_on_cpu(benchmark, tmp_path):
-    path = matrix(tmp_path, "torch-cpu", "server", """\
+    path = matrix(
+        tmp_path,
+        "torch-cpu",
+        "server",
+        """\
         accuracy: false
         server: {latency_bound_ms: 30, percentile: 0.9, min_query_count: 32,
                  peak: {enabled: true, max_probes: 3, tolerance: 0.25, min_qps: 20, max_qps: 100000}}
-        """)
+        """,
+    )
     planned = plan(str(path), results_path=str(tmp_path / "out.json"))
     (only,) = planned.runnable
     record = run_cell(benchmark, only, planned.context)
@@ -159,16 +194,22 @@ def test_a_real_server_peak_search_on_cpu(benchmark, tmp_path):
     reported = record["scenario"]["result"]
     chosen = peak["peak_qps"] or peak["probes"][-1]["qps"]
     assert reported["target"]["qps"] == pytest.approx(chosen, rel=1e-4)  # LoadGen logs it rounded
-    assert record["scenario"]["accuracy"] == {"checked": False, "reason": "scenario.accuracy is false in the matrix"}
+    assert record["scenario"]["accuracy"] == {
+        "checked": False,
+        "reason": "scenario.accuracy is false in the matrix",
+    }
     assert statistics.median(record["latency_ms"]["samples"]) > 0
 
 
 def test_without_loadgen_scenario_cells_skip_with_the_install_hint(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlperf_loadgen" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlperf_loadgen" else real(name, *a)
+    )
     planned = plan(str(ROOT / "matrices" / "loadgen.yaml"))
     reasons = {p.cell.id: p.skip for p in planned.cells}
     assert reasons["tiny-torch-cpu-fp32-b8-s32-prefill-server"] == (
         "MLPerf LoadGen (mlperf_loadgen) is not installed; pip install 'genrec-bench[loadgen]' "
-        "(PyPI mlcommons-loadgen)")
+        "(PyPI mlcommons-loadgen)"
+    )
     assert planned.runnable == ()

@@ -2,6 +2,7 @@
 SingleStream, Offline and Server cells (records valid against the schema, accuracy mode passing, every
 request the SUT sent seen by the server), and LoadGen's Server scenario agreeing with our own Poisson
 generator (bench/serving) at one rate against the same model."""
+
 import dataclasses
 import threading
 import time
@@ -37,8 +38,9 @@ RATE, MEASURE_S, STARTUP_S, AGREEMENT = 20.0, 5.0, 1.5, 0.10
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loadgen-triton")
-    planned = plan(str(ROOT / "matrices" / "loadgen.yaml"), backends="triton-grpc",
-                   results_path=str(tmp / "out.json"))
+    planned = plan(
+        str(ROOT / "matrices" / "loadgen.yaml"), backends="triton-grpc", results_path=str(tmp / "out.json")
+    )
     skipped = {p.cell.id: p.skip for p in planned.cells}
     if skipped[CELL.format("server")]:
         pytest.skip(skipped[CELL.format("server")])
@@ -80,12 +82,20 @@ def test_loadgen_server_and_our_poisson_generator_agree(served, tmp_path, capsys
         target = session.served_target()
         sut = ServedSUT(session, target, qsl, max_request=1)
         runs = LoadGenSession(lg, sut, qsl.count)
-        asked = {"scenario": "Server", "target_qps": RATE, "latency_bound_ms": 1000, "percentile": 0.5,
-                 "min_duration_ms": int(MEASURE_S * 1000), "min_query_count": 1, "performance_sample_count": 1,
-                 "seed": 0}
+        asked = {
+            "scenario": "Server",
+            "target_qps": RATE,
+            "latency_bound_ms": 1000,
+            "percentile": 0.5,
+            "min_duration_ms": int(MEASURE_S * 1000),
+            "min_query_count": 1,
+            "performance_sample_count": 1,
+            "seed": 0,
+        }
         theirs = {}
 
-        def loadgen_run():  # a thread of its own: the Poisson run's server snapshots use a thread-bound client
+        # a thread of its own: the Poisson run's server snapshots use a thread-bound client
+        def loadgen_run():
             try:
                 time.sleep(STARTUP_S)  # the Poisson generator's process imports and connects meanwhile
                 runs.run(asked, tmp_path, accuracy=False, scenario="server")
@@ -96,8 +106,9 @@ def test_loadgen_server_and_our_poisson_generator_agree(served, tmp_path, capsys
         thread = threading.Thread(target=loadgen_run)
         try:
             thread.start()
-            ours = poisson_load(target, PoissonSpec(rates=(RATE,), duration_s=MEASURE_S + 2 * STARTUP_S,
-                                                    warmup_s=0.3, seed=1))
+            ours = poisson_load(
+                target, PoissonSpec(rates=(RATE,), duration_s=MEASURE_S + 2 * STARTUP_S, warmup_s=0.3, seed=1)
+            )
         finally:
             thread.join()
             runs.close()
@@ -107,8 +118,12 @@ def test_loadgen_server_and_our_poisson_generator_agree(served, tmp_path, capsys
     theirs, (run,) = theirs["result"], ours["runs"]
     a, b = theirs["latency_ms"]["p50"], run["latency_ms"]["p50"]
     with capsys.disabled():
-        print(f"\nLoadGen Server vs our Poisson generator, both at {RATE:g}/s at once: p50 {a:.3f} ms "
-              f"({theirs['query_count']} queries) vs {b:.3f} ms ({run['latency_ms']['n']} requests, worst issue lag "
-              f"{run['max_issue_lag_ms']:.2f} ms): {a / b - 1:+.1%}")
-    assert theirs["query_count"] >= 0.8 * RATE * MEASURE_S and run["latency_ms"]["n"] >= 0.8 * RATE * MEASURE_S
+        print(
+            f"\nLoadGen Server vs our Poisson generator, both at {RATE:g}/s at once: p50 {a:.3f} ms "
+            f"({theirs['query_count']} queries) vs {b:.3f} ms ({run['latency_ms']['n']} requests, "
+            f"worst issue lag {run['max_issue_lag_ms']:.2f} ms): {a / b - 1:+.1%}"
+        )
+    assert (
+        theirs["query_count"] >= 0.8 * RATE * MEASURE_S and run["latency_ms"]["n"] >= 0.8 * RATE * MEASURE_S
+    )
     assert abs(a - b) <= AGREEMENT * b

@@ -2,6 +2,7 @@
 
 A private export cache for the whole session, and one real export of the tiny preset's prefill that the tests
 share: a dynamo export costs seconds on a 2-core box, so it is made once."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,6 @@
-"""The export cache: hits never rebuild, misses say why, and a corrupt or partial entry is rebuilt, not loaded."""
+"""The export cache: hits never rebuild, misses say why, and a corrupt or partial entry is rebuilt, not
+loaded."""
+
 from __future__ import annotations
 
 import json
@@ -17,6 +19,7 @@ KEY = cache_key(FIELDS)
 
 def identity_builder(calls: list):
     """A build function writing a valid one-node ONNX file; it counts its calls."""
+
     def build(dest):
         calls.append(dest)
         x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])
@@ -24,6 +27,7 @@ def identity_builder(calls: list):
         graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
         onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(dest))
         return {"opset": 20}
+
     return build
 
 
@@ -45,7 +49,9 @@ def test_build_once_then_hit(tmp_path):
     entry, status = cache.get_or_build("unit", KEY, FIELDS, identity_builder(calls))
     assert entry.built and status == "built (not cached)" and len(calls) == 1
     manifest = json.loads(entry.path.with_suffix(".json").read_text())
-    assert manifest["sha256"] == file_sha256(entry.path) and manifest["key"] == KEY and manifest["opset"] == 20
+    assert (
+        manifest["sha256"] == file_sha256(entry.path) and manifest["key"] == KEY and manifest["opset"] == 20
+    )
     again, status = OnnxCache(tmp_path).get_or_build("unit", KEY, FIELDS, identity_builder(calls))
     assert not again.built and again.path == entry.path and len(calls) == 1
     assert status.startswith("cached")
@@ -73,21 +79,28 @@ def _manifest_other_key(path):
 def _checker_rejects_with_matching_hash(path):
     # A file whose manifest agrees with it but that onnx.checker rejects (an op with no schema).
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])
-    graph = helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g", [x],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x"], ["y"])],
+        "g",
+        [x],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), str(path))
     manifest = path.with_suffix(".json")
     data = json.loads(manifest.read_text())
     manifest.write_text(json.dumps({**data, "sha256": file_sha256(path), "size": path.stat().st_size}))
 
 
-@pytest.mark.parametrize("damage, why", [
-    (_corrupt_truncate, "size mismatch"),
-    (_corrupt_garbage, "size mismatch"),
-    (_partial_no_manifest, "partial entry"),
-    (_manifest_other_key, "another key"),
-    (_checker_rejects_with_matching_hash, "onnx.checker rejects"),
-])
+@pytest.mark.parametrize(
+    "damage, why",
+    [
+        (_corrupt_truncate, "size mismatch"),
+        (_corrupt_garbage, "size mismatch"),
+        (_partial_no_manifest, "partial entry"),
+        (_manifest_other_key, "another key"),
+        (_checker_rejects_with_matching_hash, "onnx.checker rejects"),
+    ],
+)
 def test_damaged_entry_is_rebuilt(tmp_path, damage, why):
     cache, calls = OnnxCache(tmp_path), []
     entry, _ = cache.get_or_build("unit", KEY, FIELDS, identity_builder(calls))

@@ -1,4 +1,6 @@
-"""Exported graphs: names, dynamic axes, I/O types, agreement with torch at other shapes, and export failures."""
+"""Exported graphs: names, dynamic axes, I/O types, agreement with torch at other shapes, and export
+failures."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,12 +42,19 @@ def test_prefill_export_matches_torch_at_other_shapes(tiny, tiny_prefill, batch,
 
 
 def test_fp16_decode_keeps_io_types_sane(tiny):
-    """fp16 graph: fp16 KV cache in, fp16 scores out, int64 ids/lengths/items; and it agrees with torch fp16."""
+    """fp16 graph: fp16 KV cache in, fp16 scores out, int64 ids/lengths/items; and it agrees with torch
+    fp16."""
     export = exported_model(tiny, "decode", "fp16")
     session = ort.InferenceSession(str(export.path), providers=["CPUExecutionProvider"])
     types = {i.name: i.type for i in session.get_inputs()} | {o.name: o.type for o in session.get_outputs()}
-    assert types == {"new_ids": "tensor(int64)", "lengths": "tensor(int64)", "k_cache": "tensor(float16)",
-                     "v_cache": "tensor(float16)", "scores": "tensor(float16)", "items": "tensor(int64)"}
+    assert types == {
+        "new_ids": "tensor(int64)",
+        "lengths": "tensor(int64)",
+        "k_cache": "tensor(float16)",
+        "v_cache": "tensor(float16)",
+        "scores": "tensor(float16)",
+        "items": "tensor(int64)",
+    }
     k_shape = [d for d in session.get_inputs()[2].shape]
     assert isinstance(k_shape[1], str) and isinstance(k_shape[3], str)  # batch and cache length are dynamic
     inputs = phase_inputs(tiny, "decode", draw(tiny.cfg, "decode", 6, 20, seed=3), "cpu", torch.float16)
@@ -105,4 +114,6 @@ def test_fp32_and_fp16_export_the_same_stated_way_even_from_inference_tensors(tm
     assert model.item_emb.weight.is_inference()
     for precision in ("fp32", "fp16"):
         extra = export_phase(model, "prefill", precision, tmp_path / f"{precision}.onnx")
-        assert extra["capture"] == "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"
+        assert (
+            extra["capture"] == "torch.export.export(strict=False), then torch.onnx.export(ExportedProgram)"
+        )

@@ -1,5 +1,6 @@
-"""The plugin's own tests run pytest inside pytest, with pytest's `pytester` (`-p pytester` in pyproject.toml), as
-pytest-benchmark's do."""
+"""The plugin's own tests run pytest inside pytest, with pytest's `pytester` (`-p pytester` in
+pyproject.toml), as pytest-benchmark's do."""
+
 from pathlib import Path
 
 import pytest

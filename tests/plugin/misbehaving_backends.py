@@ -1,5 +1,7 @@
 """Backends that give the wrong answers the oracle must catch, each one realistic way (a conftest of the test
-project registers them): the torch backend on CPU with one fault planted in what its session returns or runs."""
+project registers them): the torch backend on CPU with one fault planted in what its session returns or
+runs."""
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +26,9 @@ def _fault(kind: str, scores: torch.Tensor, items: torch.Tensor, call: int, leng
     elif kind == "second-call" and call == 2:
         items = items.flip(0)  # every user gets another user's answer
     elif kind == "empty-history":
-        items[lengths == 0] = items[lengths == 0].flip(1)  # cold-start users get their answer in the wrong order
+        items[lengths == 0] = items[lengths == 0].flip(
+            1
+        )  # cold-start users get their answer in the wrong order
     return scores, items
 
 
@@ -51,8 +55,17 @@ class FaultySession(TorchSession):
         return faulty
 
 
-KINDS = ("duplicate", "reversed", "one-row", "scale", "second-call", "stale", "empty-history", "fp32-as-bf16",
-         "torch-as-triton")
+KINDS = (
+    "duplicate",
+    "reversed",
+    "one-row",
+    "scale",
+    "second-call",
+    "stale",
+    "empty-history",
+    "fp32-as-bf16",
+    "torch-as-triton",
+)
 
 
 def backend_class(kind: str) -> type[Backend]:

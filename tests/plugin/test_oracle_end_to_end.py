@@ -1,5 +1,6 @@
-"""Each class of wrong answer, end to end: a cell of a backend that gives it fails with the reason, its numbers
-still in the JSON, while a correct cell of the same matrix passes."""
+"""Each class of wrong answer, end to end: a cell of a backend that gives it fails with the reason, its
+numbers still in the JSON, while a correct cell of the same matrix passes."""
+
 import json
 from pathlib import Path
 
@@ -26,39 +27,65 @@ def pytest_unconfigure(config):
 @pytest.fixture
 def project(pytester):
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(misbehaving_backends=(HERE / "misbehaving_backends.py").read_text(),
-                        test_cells=(HERE.parents[1] / "bench" / "test_cells.py").read_text())
+    pytester.makepyfile(
+        misbehaving_backends=(HERE / "misbehaving_backends.py").read_text(),
+        test_cells=(HERE.parents[1] / "bench" / "test_cells.py").read_text(),
+    )
     return pytester
 
 
-def run(project, *, backend, model="tiny", precision="fp32", phase="prefill", seq_len=32, kernel="torch", batch=4):
+def run(
+    project, *, backend, model="tiny", precision="fp32", phase="prefill", seq_len=32, kernel="torch", batch=4
+):
     backends = backend if backend == "torch-cpu" else f"{backend}, torch-cpu"
-    matrix = project.makefile(".yaml", m=f"""\
+    matrix = project.makefile(
+        ".yaml",
+        m=f"""\
 name: faults
 axes: {{model: [{model}], backend: [{backends}], precision: [{precision}], batch: [{batch}],
        seq_len: [{seq_len}], phase: [{phase}], kernel: [{kernel}]}}
 timing: {{warmup_rounds: 2, rounds: 3, min_rounds: 2, max_time_s: 0.2}}
-""")
+""",
+    )
     out = project.path / "out.json"
     reports = project.inline_run("--matrix", str(matrix), "--benchmark-json", str(out))
-    outcomes = {r.nodeid.split("[", 1)[1][:-1]: r for r in reports.getreports("pytest_runtest_logreport")
-                if r.when == "call"}
-    records = {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]}
+    outcomes = {
+        r.nodeid.split("[", 1)[1][:-1]: r
+        for r in reports.getreports("pytest_runtest_logreport")
+        if r.when == "call"
+    }
+    records = {
+        b["extra_info"]["cell"]["id"]: b["extra_info"] for b in json.loads(out.read_text())["benchmarks"]
+    }
     return outcomes, records
 
 
-@pytest.mark.parametrize("kind, cell_args, words", [
-    ("duplicate", {}, "row 0: item"),
-    ("reversed", {}, "scores not paired with their items"),
-    ("one-row", {}, "(row 1)"),
-    ("scale", {"precision": "fp16"}, "systematic error: bias"),
-    ("second-call", {}, "call 2 of"),
-    ("stale", {}, "a second input set (seed 1235)"),
-    ("empty-history", {"model": "tiny-edge", "seq_len": 64}, "scores not paired with their items: row 3 slot 0"),
-    ("fp32-as-bf16", {"precision": "bf16"}, "false label: the scores were computed in float32, not the cell's bf16"),
-    ("torch-as-triton", {"phase": "rank", "kernel": "triton"},
-     "false label: kernel=triton but the dispatch took interaction:torch, jagged_pooling:torch"),
-])
+@pytest.mark.parametrize(
+    "kind, cell_args, words",
+    [
+        ("duplicate", {}, "row 0: item"),
+        ("reversed", {}, "scores not paired with their items"),
+        ("one-row", {}, "(row 1)"),
+        ("scale", {"precision": "fp16"}, "systematic error: bias"),
+        ("second-call", {}, "call 2 of"),
+        ("stale", {}, "a second input set (seed 1235)"),
+        (
+            "empty-history",
+            {"model": "tiny-edge", "seq_len": 64},
+            "scores not paired with their items: row 3 slot 0",
+        ),
+        (
+            "fp32-as-bf16",
+            {"precision": "bf16"},
+            "false label: the scores were computed in float32, not the cell's bf16",
+        ),
+        (
+            "torch-as-triton",
+            {"phase": "rank", "kernel": "triton"},
+            "false label: kernel=triton but the dispatch took interaction:torch, jagged_pooling:torch",
+        ),
+    ],
+)
 def test_a_wrong_answer_fails_its_cell_and_keeps_its_numbers(project, kind, cell_args, words):
     outcomes, records = run(project, backend=f"faulty-{kind}", **cell_args)
     faulty = next(k for k in outcomes if f"faulty-{kind}" in k)
@@ -79,8 +106,12 @@ def test_a_record_says_what_ran_and_which_checks_it_passed(project):
     record = records["tiny-torch-cpu-bf16-b4-s32-decode"]
     assert record["provenance"]["output_dtype"] == "bfloat16" and record["provenance"]["kernels"] == {}
     checks = " | ".join(record["numerics"]["checks"])
-    for words in ("every call: the first, 2 warm-up and", "a second input set", "prefill of the history with the "
-                  "new item appended", "random item ids in every padding position"):
+    for words in (
+        "every call: the first, 2 warm-up and",
+        "a second input set",
+        "prefill of the history with the new item appended",
+        "random item ids in every padding position",
+    ):
         assert words in checks
 
 
@@ -102,18 +133,30 @@ def pytest_unconfigure(config):
 """
 
 
-@pytest.mark.parametrize("phase, method, body, words", [
-    # The user state read one position too far: at the first padding slot. Both the cell and the reference run
-    # this code, so they agree; only random padding ids expose it.
-    ("prefill", "_encode", "ids, lengths = args; return original(self, ids, (lengths + 1).clamp(max=ids.shape[1]))",
-     "random ids in the padding"),
-    # The new item does not attend to itself in decode: cell and reference agree; prefill of the longer history
-    # does not.
-    ("decode", "decode_state", "new_ids, lengths, k, v = args; return original(self, new_ids, lengths - 1, k, v)",
-     "decode against prefill of the longer history"),
-])
+@pytest.mark.parametrize(
+    "phase, method, body, words",
+    [
+        # The user state read one position too far: at the first padding slot. Both the cell and the reference
+        # run this code, so they agree; only random padding ids expose it.
+        (
+            "prefill",
+            "_encode",
+            "ids, lengths = args; return original(self, ids, (lengths + 1).clamp(max=ids.shape[1]))",
+            "random ids in the padding",
+        ),
+        # The new item does not attend to itself in decode: cell and reference agree; prefill of the longer
+        # history does not.
+        (
+            "decode",
+            "decode_state",
+            "new_ids, lengths, k, v = args; return original(self, new_ids, lengths - 1, k, v)",
+            "decode against prefill of the longer history",
+        ),
+    ],
+)
 def test_a_bug_the_reference_shares_is_caught_by_a_check_that_needs_no_second_implementation(
-        pytester, project, phase, method, body, words):
+    pytester, project, phase, method, body, words
+):
     pytester.makepyfile(shared_bug=SHARED_BUG.format(method=method, body=body))
     pytester.makeconftest(CONFTEST + 'pytest_plugins = ["genrec_bench.conftest", "shared_bug"]\n')
     outcomes, _ = run(project, backend="torch-cpu", phase=phase)
@@ -142,7 +185,8 @@ def test_a_cell_judged_by_another_precisions_limits_fails_though_its_answer_is_r
     outcomes, records = run(project, backend="torch-cpu")
     (only,) = outcomes.values()
     assert only.failed, "an fp32 cell judged by bf16's limits must fail"
-    assert "false label: judged by the wrong limits: max_rel_err=0.025 (want 2e-05)" in str(only.longrepr), \
+    assert "false label: judged by the wrong limits: max_rel_err=0.025 (want 2e-05)" in str(only.longrepr), (
         str(only.longrepr)
+    )
     (record,) = records.values()
     assert record["numerics"]["passed"] is False and record["numerics"]["tolerance"]["max_rel_err"] == 0.025

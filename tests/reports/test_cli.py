@@ -1,5 +1,7 @@
 """Every exit code of `python -m reports` reached by a real run in a subprocess (as a CI job runs it), and one
-line for bad input; the many ways of bad input run in-process through the same `main`, to keep the suite fast."""
+line for bad input; the many ways of bad input run in-process through the same `main`, to keep the suite
+fast."""
+
 import json
 import subprocess
 
@@ -20,6 +22,7 @@ def history(nights, tmp_path, capsys):
 @pytest.fixture
 def run_main(capsys):
     """`python -m reports ARGS` in this process: a CompletedProcess-like result."""
+
     def run(*args):
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
@@ -52,12 +55,16 @@ def test_a_planted_regression_exits_1_and_names_the_cell(history, nights, kit):
     proc = kit.reports("gate", "--history", history, tonight(scale={slow: 1.2}))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("REGRESSION"))
-    assert slow in line and "p50_ms" in line and "+2" in line and "exit 1: performance regression" in proc.stdout
+    assert (
+        slow in line and "p50_ms" in line and "+2" in line and "exit 1: performance regression" in proc.stdout
+    )
 
 
 def test_an_oracle_flip_exits_2_even_beside_a_slowdown(history, nights, kit):
     _, tonight = nights
-    proc = kit.reports("gate", "--history", history, tonight(scale={kit.CELLS[1]: 1.2}, passed={kit.CELLS[0]: False}))
+    proc = kit.reports(
+        "gate", "--history", history, tonight(scale={kit.CELLS[1]: 1.2}, passed={kit.CELLS[0]: False})
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert f"CORRECTNESS       {kit.CELLS[0]}  oracle flipped to fail" in proc.stdout
 
@@ -67,8 +74,10 @@ def test_an_acknowledged_regression_passes_until_it_expires(history, nights, kit
     run = tonight(scale={kit.CELLS[1]: 1.2})
     acks = tmp_path / "acks.yaml"
     for expires, code in (("2026-12-31", 0), ("2026-11-06", 1)):
-        acks.write_text(f"acknowledgements:\n  - cell: 'tiny-*-fp16-*'\n    metric: '*'\n"
-                        f"    reason: known, see issue 12\n    expires: {expires}\n")
+        acks.write_text(
+            f"acknowledgements:\n  - cell: 'tiny-*-fp16-*'\n    metric: '*'\n"
+            f"    reason: known, see issue 12\n    expires: {expires}\n"
+        )
         proc = run_main("gate", "--history", history, run, "--acknowledgements", acks)
         assert proc.returncode == code, proc.stdout + proc.stderr
     assert "expired on 2026-11-06" in proc.stdout
@@ -76,7 +85,9 @@ def test_an_acknowledged_regression_passes_until_it_expires(history, nights, kit
 
 def test_no_comparable_baseline_is_3_only_with_strict(history, nights, kit, run_main):
     _, tonight = nights
-    cpu = tonight("cpu.json", hardware={"gpu_name": None, "gpu_count": 0})  # another machine: fingerprint mismatch
+    cpu = tonight(
+        "cpu.json", hardware={"gpu_name": None, "gpu_count": 0}
+    )  # another machine: fingerprint mismatch
     plain = run_main("gate", "--history", history, cpu)
     assert plain.returncode == 0 and "no runs of cpu-intel-r-xeon-r-processor" in plain.stdout
     strict = kit.reports("gate", "--history", history, cpu, "--strict")
@@ -94,12 +105,15 @@ def test_compare_two_runs(nights, kit, run_main):
     assert proc.returncode == 1 and kit.CELLS[2] in proc.stdout
 
 
-@pytest.mark.parametrize("content, words", [
-    (b'{"benchmarks": [', "not valid JSON"),
-    (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text (byte 0x89 at offset 0)"),
-    ("{\"caf\xe9\": 1}".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
-    (b"[1, 2]", "holds a JSON list, not an object"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b'{"benchmarks": [', "not valid JSON"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not UTF-8 text (byte 0x89 at offset 0)"),
+        ('{"caf\xe9": 1}'.encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+        (b"[1, 2]", "holds a JSON list, not an object"),
+    ],
+)
 def test_unreadable_input_is_one_line_and_exit_4(tmp_path, run_main, content, words):
     bad = tmp_path / "bad.json"
     bad.write_bytes(content)
@@ -113,7 +127,10 @@ def test_corrupt_json_exits_4_in_a_real_run(tmp_path, kit):
     bad.write_text('{"benchmarks": [{"name": "x", "extra_info": {"cell"')
     proc = kit.reports("gate", "--history", tmp_path, bad)
     assert proc.returncode == 4
-    assert one_line(proc) == f"reports: {bad}:1: not valid JSON (Expecting ':' delimiter); was the run cut short?"
+    assert (
+        one_line(proc)
+        == f"reports: {bad}:1: not valid JSON (Expecting ':' delimiter); was the run cut short?"
+    )
 
 
 def test_usage_mistakes_are_one_line_and_exit_4(tmp_path, nights, run_main):
@@ -134,10 +151,14 @@ def test_usage_mistakes_are_one_line_and_exit_4(tmp_path, nights, run_main):
 def test_a_bad_acknowledgements_file_names_line_and_field(history, nights, run_main, tmp_path):
     _, tonight = nights
     acks = tmp_path / "acks.yaml"
-    acks.write_text("acknowledgements:\n  - cell: '*'\n    metric: latency\n    reason: x\n    expires: 2030-01-01\n")
+    acks.write_text(
+        "acknowledgements:\n  - cell: '*'\n    metric: latency\n    reason: x\n    expires: 2030-01-01\n"
+    )
     proc = run_main("gate", "--history", history, tonight(), "--acknowledgements", acks)
     assert proc.returncode == 4
-    assert one_line(proc).startswith(f"reports: {acks}:3: acknowledgements[0].metric: 'latency' is not one of")
+    assert one_line(proc).startswith(
+        f"reports: {acks}:3: acknowledgements[0].metric: 'latency' is not one of"
+    )
 
 
 def test_invalid_records_are_named_and_the_rest_is_read(nights, kit, run_main, tmp_path):
@@ -150,14 +171,20 @@ def test_invalid_records_are_named_and_the_rest_is_read(nights, kit, run_main, t
     proc = run_main("summary", broken)
     assert proc.returncode == 0 and "1 cells on" in proc.stdout
     empty, nan = proc.stderr.strip().splitlines()
-    assert empty == f"reports: {broken}: benchmarks[1] test_cell[{kit.CELLS[1]}]: empty extra_info: the cell " \
-                    f"failed before its record was complete (skipped)"
-    assert nan == f"reports: {broken}: benchmarks[2] test_cell[{kit.CELLS[2]}]: extra_info/latency_ms/p50: nan " \
-                  f"is not a number JSON can hold (skipped)"
+    assert (
+        empty == f"reports: {broken}: benchmarks[1] test_cell[{kit.CELLS[1]}]: empty extra_info: the cell "
+        f"failed before its record was complete (skipped)"
+    )
+    assert (
+        nan == f"reports: {broken}: benchmarks[2] test_cell[{kit.CELLS[2]}]: extra_info/latency_ms/p50: nan "
+        f"is not a number JSON can hold (skipped)"
+    )
     doc["benchmarks"] = doc["benchmarks"][2:]  # nothing valid left: an input error
     broken.write_text(json.dumps(doc))
     proc = run_main("summary", broken)
-    assert proc.returncode == 4 and proc.stderr.strip().splitlines()[-1].endswith("no valid cell records to report")
+    assert proc.returncode == 4 and proc.stderr.strip().splitlines()[-1].endswith(
+        "no valid cell records to report"
+    )
 
 
 def test_a_closed_pipe_is_silent(nights, kit):
@@ -165,8 +192,14 @@ def test_a_closed_pipe_is_silent(nights, kit):
 
     paths, _ = nights
     # `reports pivot ... | head -1`: the reader leaves after one line; no BrokenPipeError may be printed.
-    proc = subprocess.run(f"{sys.executable} -m reports pivot {' '.join(map(str, paths * 40))} | head -c 10",
-                          shell=True, cwd=kit.ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        f"{sys.executable} -m reports pivot {' '.join(map(str, paths * 40))} | head -c 10",
+        shell=True,
+        cwd=kit.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.stdout and proc.stderr == ""
 
 

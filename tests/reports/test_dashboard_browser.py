@@ -1,6 +1,7 @@
-"""The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright, the page opened
-from file:// with the network unused. Skips only when no Chromium is found and GENREC_REQUIRE_BROWSER is unset;
-CI sets it, so there a missing browser fails."""
+"""The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven by Playwright, the page
+opened from file:// with the network unused. Skips only when no Chromium is found and GENREC_REQUIRE_BROWSER
+is unset; CI sets it, so there a missing browser fails."""
+
 import os
 import shutil
 from pathlib import Path
@@ -12,8 +13,15 @@ from genrec_bench.reports.dashboard import build
 from genrec_bench.reports.history import add, read_run
 
 pytestmark = pytest.mark.browser
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def _chromium() -> str | None:
@@ -27,12 +35,19 @@ def browser_path():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        path = None if not os.environ.get("GENREC_REQUIRE_BROWSER") else pytest.fail(
-            "GENREC_REQUIRE_BROWSER is set but playwright is not installed: pip install playwright")
+        path = (
+            None
+            if not os.environ.get("GENREC_REQUIRE_BROWSER")
+            else pytest.fail(
+                "GENREC_REQUIRE_BROWSER is set but playwright is not installed: pip install playwright"
+            )
+        )
     if path is None:
         if os.environ.get("GENREC_REQUIRE_BROWSER"):
-            pytest.fail("GENREC_REQUIRE_BROWSER is set but no Chromium was found: apt-get install chromium "
-                        "(or point GENREC_CHROMIUM at one)")
+            pytest.fail(
+                "GENREC_REQUIRE_BROWSER is set but no Chromium was found: apt-get install chromium "
+                "(or point GENREC_CHROMIUM at one)"
+            )
         pytest.skip("no Chromium here (apt-get install chromium) and GENREC_REQUIRE_BROWSER is unset")
     return path
 
@@ -56,8 +71,9 @@ def test_the_page_shows_the_planted_regression_offline(browser_path, site, tmp_p
     url = index.resolve().as_uri()
     errors, requests = [], []
     with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(str(tmp_path / "profile"), executable_path=browser_path,
-                                                        headless=True, args=FLAGS)
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=browser_path, headless=True, args=FLAGS
+        )
         try:
             page = context.new_page()
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -70,10 +86,14 @@ def test_the_page_shows_the_planted_regression_offline(browser_path, site, tmp_p
             assert "(×1.2" in row.locator("td.ratio").inner_text()
             page.check("#only-changed")  # the filter leaves the planted cell's findings only
             shown = page.locator("#verdicts tr[data-series]")
-            assert shown.count() == 2 and set(shown.evaluate_all("rows => rows.map(r => r.dataset.series)")) == {series}
+            assert shown.count() == 2 and set(
+                shown.evaluate_all("rows => rows.map(r => r.dataset.series)")
+            ) == {series}
             page.click("#verdicts th[data-key=change]")  # sortable
             row.locator("a").first.click()
-            page.wait_for_function("document.getElementById('plot-p50') && document.getElementById('plot-p50').data")
+            page.wait_for_function(
+                "document.getElementById('plot-p50') && document.getElementById('plot-p50').data"
+            )
             points = page.evaluate("document.getElementById('plot-p50').data[0].x.length")
             assert points == 7  # six nights and tonight
             assert "regression" in page.locator("#cell-verdict").inner_text()

@@ -1,10 +1,11 @@
 """The gate's statistics on synthetic histories with known answers (fixed seeds).
 
 Null histories: per-round lognormal noise with CV 1–5 %, the nightly level drifting as an AR(1) process in log
-space (φ = 0.8, stationary spread half the CV), 1 % of rounds slowed 1.5–3× (interference), and 0.2 % of nights
-spiking 20–50 % for one night. Thousands of cell-nights are judged at once through the same functions the gate
-uses (bench/stats.py: assess_samples → fdr_adjust across the night's cells → classify).
+space (φ = 0.8, stationary spread half the CV), 1 % of rounds slowed 1.5–3× (interference), and 0.2 % of
+nights spiking 20–50 % for one night. Thousands of cell-nights are judged at once through the same functions
+the gate uses (bench/stats.py: assess_samples → fdr_adjust across the night's cells → classify).
 """
+
 import datetime
 
 import numpy as np
@@ -20,31 +21,45 @@ STEPS = (0.05, 0.10, 0.20)
 DEFAULTS = st.GateSettings()
 
 
-def simulate(rng, cv, *, series=SERIES, nights=NIGHTS, rounds=ROUNDS, phi=0.8, drift=0.5, spike_nights=0.002,
-             slow_rounds=0.01):
+def simulate(
+    rng,
+    cv,
+    *,
+    series=SERIES,
+    nights=NIGHTS,
+    rounds=ROUNDS,
+    phi=0.8,
+    drift=0.5,
+    spike_nights=0.002,
+    slow_rounds=0.01,
+):
     """Samples (series × nights × rounds) of null histories."""
     sd = drift * cv
     level = np.empty((series, nights))
     level[:, 0] = rng.normal(0, sd, series)
-    shocks = rng.normal(0, sd * np.sqrt(1 - phi ** 2), (series, nights))
+    shocks = rng.normal(0, sd * np.sqrt(1 - phi**2), (series, nights))
     for t in range(1, nights):
         level[:, t] = phi * level[:, t - 1] + shocks[:, t]
-    level = np.exp(level) * np.where(rng.random((series, nights)) < spike_nights,
-                                     rng.uniform(1.2, 1.5, (series, nights)), 1.0)
+    level = np.exp(level) * np.where(
+        rng.random((series, nights)) < spike_nights, rng.uniform(1.2, 1.5, (series, nights)), 1.0
+    )
     samples = level[..., None] * rng.lognormal(0, cv, (series, nights, rounds))
     slow = rng.random(samples.shape) < slow_rounds
     return samples * np.where(slow, rng.uniform(1.5, 3.0, samples.shape), 1.0)
 
 
 def gate_nights(samples, settings=DEFAULTS, first=None):
-    """Verdicts (series × judged nights) of nights `first`.. against the nights before each, as the gate does."""
+    """Verdicts (series × judged nights) of nights `first`.. against the nights before each, as the gate
+    does."""
     medians = np.median(samples, axis=-1)
     out = []
     for t in range(settings.min_points if first is None else first, samples.shape[1]):
-        window = medians[:, max(0, t - settings.window):t]
+        window = medians[:, max(0, t - settings.window) : t]
         got = st.assess_samples(medians[:, t], samples[:, t], window, samples[:, t - 1], settings)
         q = st.fdr_adjust(got["p_worse"])  # across the night's cells, as across a run's cells × metrics
-        out.append(st.classify(got["change"], got["threshold"], got["p_worse"], q, got["p_better"], settings.alpha))
+        out.append(
+            st.classify(got["change"], got["threshold"], got["p_worse"], q, got["p_better"], settings.alpha)
+        )
     return np.array(out).T
 
 
@@ -59,8 +74,7 @@ def test_false_positive_rate_and_power_at_the_defaults(capsys):
             planted[:, 20] *= 1 + step
             power[cv, step] = (gate_nights(planted, first=20)[:, 0] == "regression").mean()
     with capsys.disabled():
-        print("\nnull histories: false-positive rate per cell-night at the defaults "
-              f"({st.GateSettings()})")
+        print(f"\nnull histories: false-positive rate per cell-night at the defaults ({st.GateSettings()})")
         for cv, (rate, n) in fpr.items():
             print(f"  CV {100 * cv:.0f} %: {100 * rate:.2f} % of {n} cell-nights")
         print("power: planted step found on its first night (share of 400 series)")
@@ -80,7 +94,9 @@ def test_a_spike_that_reverts_is_never_a_regression():
     samples[200:300, 21, :6] *= 3.0  # a burst of slow rounds within a night
     after = gate_nights(samples, first=21)
     assert not (after == "regression").any()
-    assert (gate_nights(samples, first=20)[:100, 0] == "regression").mean() > 0.95  # on its night it looks real
+    assert (
+        gate_nights(samples, first=20)[:100, 0] == "regression"
+    ).mean() > 0.95  # on its night it looks real
 
 
 def test_noise_is_robust_and_the_threshold_has_a_floor():
@@ -92,9 +108,14 @@ def test_noise_is_robust_and_the_threshold_has_a_floor():
 
 
 def test_classify_needs_all_three_conditions():
-    got = st.classify(worse_change=[0.2, 0.2, 0.2, 0.02, -0.2], threshold=[0.05] * 5,
-                      p_worse=[1e-6, 0.5, 1e-6, 1e-9, 1.0], q_worse=[1e-5, 0.5, 0.2, 1e-8, 1.0],
-                      p_better=[1.0, 0.5, 1.0, 1.0, 1e-6], alpha=0.01)
+    got = st.classify(
+        worse_change=[0.2, 0.2, 0.2, 0.02, -0.2],
+        threshold=[0.05] * 5,
+        p_worse=[1e-6, 0.5, 1e-6, 1e-9, 1.0],
+        q_worse=[1e-5, 0.5, 0.2, 1e-8, 1.0],
+        p_better=[1.0, 0.5, 1.0, 1.0, 1e-6],
+        alpha=0.01,
+    )
     assert list(got) == ["regression", "suspect", "suspect", "ok", "improvement"]
 
 
@@ -105,7 +126,7 @@ def test_benjamini_hochberg_is_scipys():
 
 
 def test_the_sign_test_and_the_normal_tail():
-    assert st.sign_test_pvalue([2.0] * 20, 1.0) == pytest.approx(0.5 ** 20)
+    assert st.sign_test_pvalue([2.0] * 20, 1.0) == pytest.approx(0.5**20)
     assert st.sign_test_pvalue([1.0] * 5, 1.0) == 1.0
     assert st.level_pvalue(0.1, 0.05) == pytest.approx(0.02275, rel=1e-3)
     assert st.level_pvalue(0.1, 0.0) == 0.0 and st.level_pvalue(-0.1, 0.0) == 1.0
@@ -113,9 +134,12 @@ def test_the_sign_test_and_the_normal_tail():
         st.GateSettings(min_points=20)
 
 
-# --- the same rules through the gate's own code, on runs as the history reads them ----------------------------
+# --- the same rules through the gate's own code, on runs as the history reads them --------------------------
 
-def _runs(tmp_path, kit, levels, *, tonight_scale=1.0, torch=("2.11.0", "2.11.0"), v1=False, memory=(1000, 1000)):
+
+def _runs(
+    tmp_path, kit, levels, *, tonight_scale=1.0, torch=("2.11.0", "2.11.0"), v1=False, memory=(1000, 1000)
+):
     rng = np.random.default_rng(3)
     start = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc)
     cell = kit.CELLS[0]
@@ -126,8 +150,9 @@ def _runs(tmp_path, kit, levels, *, tonight_scale=1.0, torch=("2.11.0", "2.11.0"
         if v1 and not last:  # the committed baselines: schema v1, no raw samples
             record["schema_version"] = 1
             del record["latency_ms"]["samples"], record["latency_ms"]["samples_stored"]
-        path = kit.write_run(tmp_path / f"n{day}.json", [record], when=start + datetime.timedelta(days=day),
-                             torch=torch[last])
+        path = kit.write_run(
+            tmp_path / f"n{day}.json", [record], when=start + datetime.timedelta(days=day), torch=torch[last]
+        )
         runs.append(read_run(str(path)))
     return runs[:-1], runs[-1]
 
@@ -146,7 +171,7 @@ def test_a_software_change_is_a_marker_not_a_new_series(tmp_path, kit):
 
 def test_a_changed_cell_starts_a_new_series(tmp_path, kit):
     baseline, tonight = _runs(tmp_path, kit, [1.0] * 6, tonight_scale=1.5)
-    (series, record), = tonight.cells.items()
+    ((series, record),) = tonight.cells.items()
     record["timer"]["warmup_rounds"] = 50  # what defines the work changed: not comparable with the old series
     from genrec_bench.reports.fingerprint import series_key
 

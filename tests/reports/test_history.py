@@ -1,4 +1,5 @@
 """The history store, the fingerprints and the committed baselines as the H100's first night."""
+
 import json
 
 import pytest
@@ -19,10 +20,16 @@ def test_entries_are_append_only_and_adding_twice_is_a_no_op(nights, tmp_path):
     assert add(tmp_path / "h", read_run(str(paths[0]))) == (target, False)
     assert target.read_bytes() == before and not list(target.parent.glob("*.tmp"))
     again = read_run(str(target))  # an entry reads back as the same run
-    assert (again.id, again.time, again.cells.keys(), again.hardware) == (run.id, run.time, run.cells.keys(),
-                                                                         run.hardware)
+    assert (again.id, again.time, again.cells.keys(), again.hardware) == (
+        run.id,
+        run.time,
+        run.cells.keys(),
+        run.hardware,
+    )
     entry = json.loads(before)
-    assert entry["run"]["commit"] == "0123456789abcdef" and entry["hardware_id"] == fp.short_hash(run.hardware)
+    assert entry["run"]["commit"] == "0123456789abcdef" and entry["hardware_id"] == fp.short_hash(
+        run.hardware
+    )
     assert entry["cells"][0]["record"]["latency_ms"]["samples"]  # the raw samples travel with the record
 
 
@@ -32,8 +39,10 @@ def test_a_broken_entry_is_named_and_skipped(nights, tmp_path):
     (target.parent / "20261102T000000Z-broken.json").write_text("{")
     history = read_history(tmp_path / "h")
     assert len(history.runs) == 1
-    assert history.problems == [f"{target.parent}/20261102T000000Z-broken.json:1: not valid JSON (Expecting "
-                                f"property name enclosed in double quotes); was the run cut short? (skipped)"]
+    assert history.problems == [
+        f"{target.parent}/20261102T000000Z-broken.json:1: not valid JSON (Expecting "
+        f"property name enclosed in double quotes); was the run cut short? (skipped)"
+    ]
 
 
 def test_the_committed_baselines_are_the_h100s_first_night(tmp_path):
@@ -48,8 +57,13 @@ def test_the_committed_baselines_are_the_h100s_first_night(tmp_path):
     assert {r.time[:10] for r in runs} == {"2026-11-23"}
     assert sum(len(r.cells) for r in runs) == 198 + 108 + 7 and sum(len(r.kernels) for r in runs) == 103
     nightly = next(r for r in runs if r.source == "nightly-base.json")
-    assert nightly.hardware == {"gpu_name": "NVIDIA H100 80GB HBM3", "gpu_count": None, "gpu_memory_gib": None,
-                                "compute_capability": None, "cpu_model": "Intel(R) Xeon(R) Processor"}
+    assert nightly.hardware == {
+        "gpu_name": "NVIDIA H100 80GB HBM3",
+        "gpu_count": None,
+        "gpu_memory_gib": None,
+        "compute_capability": None,
+        "cpu_model": "Intel(R) Xeon(R) Processor",
+    }
     assert nightly.software["torch"] == "2.11.0+cu130" and nightly.software["onnxruntime"] == "1.31.1"
     kernels = next(r for r in runs if r.source == "kernels-micro.json")
     assert fp.hardware_differences(kernels.hardware, nightly.hardware) == []  # unknown fields match anything
@@ -99,6 +113,7 @@ def test_unreadable_history_and_runs_are_one_line(tmp_path):
     with pytest.raises(ResultsError, match="machine.date is missing"):
         read_run(str(tmp_path / "k.json"))
     with pytest.raises(ResultsError, match="no valid records to add"):
-        (tmp_path / "k.json").write_text(json.dumps({"machine": {"device": "X", "date": "2026-01-01"},
-                                                     "records": [{"op": "x"}]}))
+        (tmp_path / "k.json").write_text(
+            json.dumps({"machine": {"device": "X", "date": "2026-01-01"}, "records": [{"op": "x"}]})
+        )
         add(tmp_path / "h", read_run(str(tmp_path / "k.json")))

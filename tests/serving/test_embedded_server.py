@@ -1,6 +1,8 @@
-"""The embedded Triton server for real, on CPU: the bench's cells through it, a model that fails to load, and a
-server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
-folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is tested."""
+"""The embedded Triton server for real, on CPU: the bench's cells through it, a model that fails to load, and
+a server killed in the middle of a sweep. After each, nothing is left: no process, no /dev/shm region, no
+folder. Each run is a separate pytest process, so its session end (the plugin's teardown) is what is
+tested."""
+
 import json
 import signal
 import subprocess
@@ -85,7 +87,9 @@ def stubs(before_shm: set) -> list[int]:
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline = proc.info["cmdline"] or []
-        if proc.info["status"] == psutil.STATUS_ZOMBIE or not any("triton_python_backend_stub" in a for a in cmdline):
+        if proc.info["status"] == psutil.STATUS_ZOMBIE or not any(
+            "triton_python_backend_stub" in a for a in cmdline
+        ):
             continue
         if any(a.startswith(server.SHM_PREFIX) and a not in before_shm for a in cmdline):
             found.append(proc.pid)
@@ -96,9 +100,28 @@ def run_bench(tmp_path, matrix_text, *extra, env=None):
     matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
     matrix.write_text(matrix_text)
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "bench/test_cells.py", "-q", "-p", "no:cacheprovider",
-                           "--matrix", str(matrix), "--benchmark-json", str(out), *extra],
-                          cwd=ROOT, capture_output=True, text=True, timeout=400, env=env, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/test_cells.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--matrix",
+            str(matrix),
+            "--benchmark-json",
+            str(out),
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+        check=False,
+    )
     doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
     records = {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"] if b["extra_info"]}
     return proc, records, time.monotonic() - start
@@ -106,17 +129,24 @@ def run_bench(tmp_path, matrix_text, *extra, env=None):
 
 def test_cells_through_the_embedded_server(tmp_path):
     shm = server.shm_regions()
-    matrix = textwrap.dedent("""\
+    matrix = (
+        textwrap.dedent("""\
         name: serving-e2e
         axes: {model: [tiny], backend: [triton-grpc], mode: [latency, sweep, poisson], precision: [fp32],
                batch: [1], seq_len: [16], phase: [prefill]}
         include:
           - {backend: triton-http, mode: latency, batch: 3, phase: rank, reason: "HTTP, the rank phase"}
-        """) + SERVING
+        """)
+        + SERVING
+    )
     proc, records, _ = run_bench(tmp_path, matrix)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert set(records) == {"tiny-triton-grpc-latency-fp32-b1-s16-prefill", "tiny-triton-grpc-sweep-fp32-b1-s16-prefill",
-                            "tiny-triton-grpc-poisson-fp32-b1-s16-prefill", "tiny-triton-http-latency-fp32-b3-s16-rank"}
+    assert set(records) == {
+        "tiny-triton-grpc-latency-fp32-b1-s16-prefill",
+        "tiny-triton-grpc-sweep-fp32-b1-s16-prefill",
+        "tiny-triton-grpc-poisson-fp32-b1-s16-prefill",
+        "tiny-triton-http-latency-fp32-b3-s16-rank",
+    }
     pids = {r["backend"]["server"]["pid"] for r in records.values()}
     assert len(pids) == 1, "one server serves the whole session"
     for record in records.values():
@@ -139,7 +169,8 @@ def test_cells_through_the_embedded_server(tmp_path):
         assert level["requests_per_s"] > 0 and level["latency_ms"]["p50"] <= level["latency_ms"]["p99"]
         assert level["batch"]["batch"] >= 1 and level["batch"]["nv_inference_exec_count"] > 0
         assert {"queue_us", "compute_input_us", "compute_infer_us", "compute_output_us"} <= set(
-            next(iter(level["server"].values())))
+            next(iter(level["server"].values()))
+        )
     (run,) = records["tiny-triton-grpc-poisson-fp32-b1-s16-prefill"]["serving"]["poisson"]["runs"]
     assert run["target_rate"] == 30 and run["offered_rate"] > 0 and run["latency_ms"]["n"] > 0
     assert leftovers(shm, records.values()) == []
@@ -165,8 +196,10 @@ def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(t
     assert records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"]["numerics"]["passed"] is True
     after = records["tiny-triton-grpc-latency-fp32-b2-s16-prefill"]
     assert after["numerics"]["passed"] is True
-    assert after["backend"]["server"]["pid"] != records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"][
-        "backend"]["server"]["pid"]
+    assert (
+        after["backend"]["server"]["pid"]
+        != records["tiny-triton-grpc-latency-fp32-b1-s16-prefill"]["backend"]["server"]["pid"]
+    )
     assert leftovers(shm, records.values()) == []
 
 
@@ -194,12 +227,15 @@ def test_a_model_that_fails_to_load_carries_the_log_tail(tmp_path):
     try:
         folder = srv.repository / "broken"
         (folder / "1").mkdir(parents=True)
-        (folder / "config.pbtxt").write_text('name: "broken"\nbackend: "python"\nmax_batch_size: 1\n'
-                                             'input [ { name: "X" data_type: TYPE_INT64 dims: [ 1 ] } ]\n'
-                                             'output [ { name: "Y" data_type: TYPE_INT64 dims: [ 1 ] } ]\n')
+        (folder / "config.pbtxt").write_text(
+            'name: "broken"\nbackend: "python"\nmax_batch_size: 1\n'
+            'input [ { name: "X" data_type: TYPE_INT64 dims: [ 1 ] } ]\n'
+            'output [ { name: "Y" data_type: TYPE_INT64 dims: [ 1 ] } ]\n'
+        )
         (folder / "1" / "model.py").write_text(
             "class TritonPythonModel:\n    def initialize(self, args):\n"
-            "        raise RuntimeError('weights-missing-7731')\n")
+            "        raise RuntimeError('weights-missing-7731')\n"
+        )
         with pytest.raises(BackendError) as info:
             srv.load("broken")
         message = str(info.value)
@@ -216,7 +252,9 @@ def test_a_model_that_fails_to_load_carries_the_log_tail(tmp_path):
 def test_a_server_that_cannot_start_reports_its_log(monkeypatch, tmp_path):
     # A stand-in binary that fails the way a broken installation does: a message, then exit 1.
     fake = tmp_path / "tritonserver"
-    fake.write_text("#!/bin/sh\necho 'error: creating server: Internal - libcuda-ish failure 4242' >&2\nexit 1\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'error: creating server: Internal - libcuda-ish failure 4242' >&2\nexit 1\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv(server.BINARY_ENV, str(fake))
     srv = server.EmbeddedServer(gpu=False, startup_timeout_s=10)
@@ -230,8 +268,11 @@ def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
     """SIGTERM: the harness's handler stops the server, then dies of the signal as before. SIGKILL: nothing in
     the harness runs; the kernel's parent-death signal makes the server stop itself (SIGTERM, clean exit)."""
     shm = server.shm_regions()
-    script = ("import sys, time\nsys.path.insert(0, sys.argv[1])\nfrom backends.triton_server.server import shared_server\n"
-              "srv = shared_server(gpu=False)\nprint(srv.proc.pid, srv.workdir, flush=True)\ntime.sleep(120)\n")
+    script = (
+        "import sys, time\nsys.path.insert(0, sys.argv[1])\n"
+        "from backends.triton_server.server import shared_server\n"
+        "srv = shared_server(gpu=False)\nprint(srv.proc.pid, srv.workdir, flush=True)\ntime.sleep(120)\n"
+    )
     harness = subprocess.Popen([sys.executable, "-c", script, str(ROOT)], stdout=subprocess.PIPE, text=True)
     try:
         pid, workdir = harness.stdout.readline().split()
@@ -265,9 +306,11 @@ def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
         assert write_repository(["--model", "tiny", "--out", str(srv.repository), *gpu]) == 0
         e = srv.endpoints
         url = f"http=127.0.0.1:{e.http_port},grpc=127.0.0.1:{e.grpc_port},metrics=127.0.0.1:{e.metrics_port}"
-        matrix = ("name: remote\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32],"
-                  " batch: [2], seq_len: [16], phase: [prefill]}\n"  # no serving: section, as the CLI's defaults
-                  "timing: {warmup_rounds: 1, rounds: 3, min_rounds: 3}\n")
+        matrix = (
+            "name: remote\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32],"
+            " batch: [2], seq_len: [16], phase: [prefill]}\n"  # no serving: section, as the CLI's defaults
+            "timing: {warmup_rounds: 1, rounds: 3, min_rounds: 3}\n"
+        )
         before = {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "tritonserver"}
         proc, records, _ = run_bench(tmp_path, matrix, "--triton-url", url)
         assert proc.returncode == 0, proc.stdout[-3000:]
@@ -281,21 +324,40 @@ def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
 
 
 def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path):
-    """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session closes
-    (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is left."""
+    """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session
+    closes (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is
+    left."""
     import os
 
     shm, env_dirs = server.shm_regions(), set(Path("/tmp").glob("python_env_*"))
     tmp = tmp_path / "tmp"  # the run's own TMPDIR: the cell's and the server's folders land here
     tmp.mkdir()
     matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
-    matrix.write_text("name: term\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32], "
-                      "batch: [2], seq_len: [16], phase: [prefill]}\n"
-                      "timing: {warmup_rounds: 1, rounds: 100000, min_rounds: 100000, max_time_s: 300}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pytest", "bench/test_cells.py", "-q", "-p", "no:cacheprovider",
-                             "--matrix", str(matrix), "--benchmark-json", str(out)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp)})
+    matrix.write_text(
+        "name: term\naxes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32], "
+        "batch: [2], seq_len: [16], phase: [prefill]}\n"
+        "timing: {warmup_rounds: 1, rounds: 100000, min_rounds: 100000, max_time_s: 300}\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench/test_cells.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--matrix",
+            str(matrix),
+            "--benchmark-json",
+            str(out),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
     ours: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 180

@@ -1,4 +1,5 @@
 """The server's own account, parsed: statistics extension deltas and Prometheus text."""
+
 import pytest
 
 from genrec_bench.backends.triton_server.metrics import (
@@ -34,19 +35,32 @@ def test_prometheus_text():
 def test_achieved_batch_is_the_ratio_of_the_deltas():
     before = parse_prometheus(PROM)
     after = parse_prometheus(PROM.replace("} 120", "} 520").replace('"1"} 30', '"1"} 55'))
-    assert achieved_batch(before, after, "m_genrec") == {"nv_inference_count": 400, "nv_inference_exec_count": 25,
-                                                         "batch": 16.0}
+    assert achieved_batch(before, after, "m_genrec") == {
+        "nv_inference_count": 400,
+        "nv_inference_exec_count": 25,
+        "batch": 16.0,
+    }
     assert achieved_batch(before, before, "m_genrec")["batch"] is None
 
 
 def _stats(count, infer_count, exec_count, ns):
-    return {"model_stats": [{"name": "m", "version": "1", "inference_count": infer_count,
-                             "execution_count": exec_count,
-                             "inference_stats": {"success": {"count": count, "ns": 4 * ns},
-                                                 "queue": {"count": count, "ns": ns},
-                                                 "compute_input": {"count": count, "ns": ns // 10},
-                                                 "compute_infer": {"count": count, "ns": 2 * ns},
-                                                 "compute_output": {"count": count, "ns": ns // 5}}}]}
+    return {
+        "model_stats": [
+            {
+                "name": "m",
+                "version": "1",
+                "inference_count": infer_count,
+                "execution_count": exec_count,
+                "inference_stats": {
+                    "success": {"count": count, "ns": 4 * ns},
+                    "queue": {"count": count, "ns": ns},
+                    "compute_input": {"count": count, "ns": ns // 10},
+                    "compute_infer": {"count": count, "ns": 2 * ns},
+                    "compute_output": {"count": count, "ns": ns // 5},
+                },
+            }
+        ]
+    }
 
 
 def test_statistics_split_per_request():

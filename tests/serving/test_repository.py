@@ -1,5 +1,6 @@
-"""The model repository generator: names, configs (Python backend, ensemble, ONNX Runtime, TensorRT), read back
-through Triton's own model-config protobuf as the server reads them."""
+"""The model repository generator: names, configs (Python backend, ensemble, ONNX Runtime, TensorRT), read
+back through Triton's own model-config protobuf as the server reads them."""
+
 import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as pb
@@ -23,8 +24,16 @@ def parsed(text: str) -> pb.ModelConfig:
 
 
 def tensors(fields) -> dict:
-    return {t.name: (pb.DataType.Name(t.data_type), list(t.dims), t.allow_ragged_batch
-                     if hasattr(t, "allow_ragged_batch") else None) for t in fields}
+    return {
+        t.name: (
+            pb.DataType.Name(t.data_type),
+            list(t.dims),
+            t.allow_ragged_batch if hasattr(t, "allow_ragged_batch") else None,
+        )
+        for t in fields
+    }
+
+
 SPEC = ServingSpec(max_batch_size=32, preferred_batch_sizes=(8, 16), max_queue_delay_us=250, instances=2)
 
 
@@ -44,7 +53,11 @@ def test_python_configs_carry_batching_instances_and_parameters():
     assert list(genrec.dynamic_batching.preferred_batch_size) == [8, 16]
     assert genrec.dynamic_batching.max_queue_delay_microseconds == 250
     (group,) = genrec.instance_group
-    assert (group.count, pb.ModelInstanceGroup.Kind.Name(group.kind), list(group.gpus)) == (2, "KIND_GPU", [0])
+    assert (group.count, pb.ModelInstanceGroup.Kind.Name(group.kind), list(group.gpus)) == (
+        2,
+        "KIND_GPU",
+        [0],
+    )
     assert tensors(genrec.input)["IDS"] == ("TYPE_INT64", [-1], True)
     assert tensors(genrec.output)["CAND_SCORES"] == ("TYPE_FP32", [20], None)  # preselect 2 × k 10
     assert genrec.parameters["PRECISION"].string_value == "bf16"
@@ -65,7 +78,10 @@ def test_the_ensemble_wires_the_steps():
     p = models.prefix
     pre, genrec, post = config.ensemble_scheduling.step
     assert (pre.model_name, pre.model_version) == (f"{p}_preprocess", -1)
-    assert dict(pre.input_map) == {"HISTORY": "HISTORY"} and dict(pre.output_map) == {"IDS": "ids", "LENGTHS": "lengths"}
+    assert dict(pre.input_map) == {"HISTORY": "HISTORY"} and dict(pre.output_map) == {
+        "IDS": "ids",
+        "LENGTHS": "lengths",
+    }
     # Rank's context and candidates skip preprocess and go straight to genrec.
     assert genrec.model_name == f"{p}_genrec" and genrec.input_map["CANDIDATES"] == "CANDIDATES"
     assert dict(post.output_map) == {"SCORES": "SCORES", "ITEMS": "ITEMS"}
@@ -84,12 +100,23 @@ def test_a_field_the_server_would_refuse_fails_when_the_config_is_built():
 
 def test_names_follow_what_changes_the_deployment():
     a = model_set(TINY, "prefill", "fp32", "torch", SPEC, gpu=False)
-    assert a.prefix == model_set(TINY, "prefill", "fp32", "torch",
-                                 ServingSpec(**{**SPEC.__dict__, "sweep": SweepSpec((9,))}), gpu=False).prefix
+    assert (
+        a.prefix
+        == model_set(
+            TINY,
+            "prefill",
+            "fp32",
+            "torch",
+            ServingSpec(**{**SPEC.__dict__, "sweep": SweepSpec((9,))}),
+            gpu=False,
+        ).prefix
+    )
     assert a.prefix.startswith("tiny_fp32_prefill_torch_")
-    for other in (model_set(TINY, "prefill", "fp16", "torch", SPEC, gpu=False),
-                  model_set(TINY, "prefill", "fp32", "torch", SPEC, gpu=True),
-                  model_set(TINY, "prefill", "fp32", "torch", ServingSpec(max_batch_size=8), gpu=False)):
+    for other in (
+        model_set(TINY, "prefill", "fp16", "torch", SPEC, gpu=False),
+        model_set(TINY, "prefill", "fp32", "torch", SPEC, gpu=True),
+        model_set(TINY, "prefill", "fp32", "torch", ServingSpec(max_batch_size=8), gpu=False),
+    ):
         assert other.prefix != a.prefix
 
 

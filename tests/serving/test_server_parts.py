@@ -1,4 +1,5 @@
 """Server pieces that need no server: --triton-url parsing, the backend folder, free ports, availability."""
+
 import os
 from pathlib import Path
 
@@ -9,22 +10,31 @@ from genrec_bench.backends.triton_server import server
 from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("10.0.0.5", ("10.0.0.5", 8000, 8001, 8002)),
-    ("127.0.0.1:9000", ("127.0.0.1", 9000, 9001, 9002)),
-    ("http://127.0.0.1:9000/", ("127.0.0.1", 9000, 9001, 9002)),
-    ("http=h:1,grpc=h:2,metrics=h:3", ("h", 1, 2, 3)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("10.0.0.5", ("10.0.0.5", 8000, 8001, 8002)),
+        ("127.0.0.1:9000", ("127.0.0.1", 9000, 9001, 9002)),
+        ("http://127.0.0.1:9000/", ("127.0.0.1", 9000, 9001, 9002)),
+        ("http=h:1,grpc=h:2,metrics=h:3", ("h", 1, 2, 3)),
+    ],
+)
 def test_triton_url_forms(text, expected):
     e = server.parse_url(text)
     assert (e.host, e.http_port, e.grpc_port, e.metrics_port) == expected
     assert e.metrics == f"http://{e.host}:{e.metrics_port}/metrics"
 
 
-@pytest.mark.parametrize("text,words", [
-    (":8000", "has no host"), ("h:http", "'http' is not a port number"), ("h:70000", "not a port number"),
-    ("http=h:1,grpc=h:2", "missing: metrics"), ("http=a:1,grpc=b:2,metrics=a:3", "names several hosts"),
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        (":8000", "has no host"),
+        ("h:http", "'http' is not a port number"),
+        ("h:70000", "not a port number"),
+        ("http=h:1,grpc=h:2", "missing: metrics"),
+        ("http=a:1,grpc=b:2,metrics=a:3", "names several hosts"),
+    ],
+)
 def test_bad_triton_urls(text, words):
     with pytest.raises(BackendError, match=words):
         server.parse_url(text)
@@ -78,16 +88,19 @@ def test_shutdown_all_stops_every_server_it_started(monkeypatch):
 
 
 def test_stubs_left_by_a_crashed_server_are_killed_past_sigterm_and_only_ours(tmp_path):
-    """A server that died uncleanly leaves its Python-backend stubs orphaned; one may ignore SIGTERM. The reaper
-    escalates to SIGKILL for the stubs it recorded (command line unchanged) and never touches another process
-    that merely reuses a recorded pid, and unlinks the stubs' /dev/shm regions."""
+    """A server that died uncleanly leaves its Python-backend stubs orphaned; one may ignore SIGTERM. The
+    reaper escalates to SIGKILL for the stubs it recorded (command line unchanged) and never touches another
+    process that merely reuses a recorded pid, and unlinks the stubs' /dev/shm regions."""
     import subprocess
     import sys
     import time
 
     import psutil
 
-    deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(300)"
+    deaf = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); "
+        "time.sleep(300)"
+    )
     region = f"{server.SHM_PREFIX}_test_{os.getpid()}"
     ours = subprocess.Popen([sys.executable, "-c", deaf, region], stdout=subprocess.PIPE)
     other = subprocess.Popen([sys.executable, "-c", deaf, "someone-elses"], stdout=subprocess.PIPE)
@@ -95,12 +108,15 @@ def test_stubs_left_by_a_crashed_server_are_killed_past_sigterm_and_only_ours(tm
         ours.stdout.readline(), other.stdout.readline()  # both have their SIGTERM handlers in place
         (shm := Path("/dev/shm") / region).write_bytes(b"\0")
         srv = server.EmbeddedServer(gpu=False)
-        srv._stubs = {ours.pid: psutil.Process(ours.pid).cmdline(), other.pid: ["a", "command", "line", "changed"]}
+        srv._stubs = {
+            ours.pid: psutil.Process(ours.pid).cmdline(),
+            other.pid: ["a", "command", "line", "changed"],
+        }
         srv._regions = {region}
         start = time.monotonic()
         srv._reap_after_crash()
-        # The reaper waits on (and so reaps) the process itself: it is gone, not a zombie, soon after SIGTERM's
-        # grace period, which it had to outlast.
+        # The reaper waits on (and so reaps) the process itself: it is gone, not a zombie, soon after
+        # SIGTERM's grace period, which it had to outlast.
         assert not psutil.pid_exists(ours.pid), "a stub deaf to SIGTERM is killed"
         assert 4 < time.monotonic() - start < 15
         assert other.poll() is None, "a process whose command line is not the recorded one is not ours"

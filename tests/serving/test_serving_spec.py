@@ -1,5 +1,6 @@
 """The matrix's `serving:` section: defaults, a full section, and one MatrixError naming file, line and field
 for every kind of mistake."""
+
 import textwrap
 
 import pytest
@@ -27,7 +28,9 @@ def test_no_section_gives_the_defaults(tmp_path):
 
 
 def test_a_full_section(tmp_path):
-    matrix = load(tmp_path, """\
+    matrix = load(
+        tmp_path,
+        """\
         serving:
           target: genrec
           max_batch_size: 32
@@ -38,7 +41,8 @@ def test_a_full_section(tmp_path):
           preselect: 3
           sweep: {concurrency: [1, 8], warmup_s: 0, measure_s: 0.5, clients: 2}
           poisson: {rates: [10, 20.5], duration_s: 1, seed: 7}
-        """)
+        """,
+    )
     spec = serving_spec(matrix)
     assert spec.target == "genrec" and spec.max_batch_size == 32 and spec.preferred_batch_sizes == (8, 16)
     assert spec.instances == 2 and spec.instance_kind == "cpu" and spec.preselect == 3
@@ -53,15 +57,49 @@ BAD = [
     ("wrong type", "serving:\n  max_batch_size: '8'\n", 4, "serving.max_batch_size", "must be an integer"),
     ("bool", "serving:\n  instances: true\n", 4, "serving.instances", "must be an integer"),
     ("zero", "serving:\n  max_batch_size: 0\n", 4, "serving.max_batch_size", "at least 1"),
-    ("unknown target", "serving:\n  target: cluster\n", 4, "serving.target", "choose one of: ensemble, genrec"),
+    (
+        "unknown target",
+        "serving:\n  target: cluster\n",
+        4,
+        "serving.target",
+        "choose one of: ensemble, genrec",
+    ),
     ("unknown kind", "serving:\n  instance_kind: tpu\n", 4, "serving.instance_kind", "choose one of"),
-    ("preferred too big", "serving:\n  max_batch_size: 8\n  preferred_batch_sizes: [4, 16]\n", 5,
-     "serving.preferred_batch_sizes", "16 is larger than max_batch_size=8"),
-    ("nested unknown", "serving:\n  sweep: {concurency: [1]}\n", 4, "serving.sweep.concurency", "unknown key"),
-    ("empty list", "serving:\n  sweep: {concurrency: []}\n", 4, "serving.sweep.concurrency", "non-empty list"),
-    ("list item", "serving:\n  sweep:\n    concurrency: [1, 0]\n", 5, "serving.sweep.concurrency[1]", "at least 1"),
-    ("duplicate level", "serving:\n  sweep: {concurrency: [2, 2]}\n", 4, "serving.sweep.concurrency",
-     "lists a value twice"),
+    (
+        "preferred too big",
+        "serving:\n  max_batch_size: 8\n  preferred_batch_sizes: [4, 16]\n",
+        5,
+        "serving.preferred_batch_sizes",
+        "16 is larger than max_batch_size=8",
+    ),
+    (
+        "nested unknown",
+        "serving:\n  sweep: {concurency: [1]}\n",
+        4,
+        "serving.sweep.concurency",
+        "unknown key",
+    ),
+    (
+        "empty list",
+        "serving:\n  sweep: {concurrency: []}\n",
+        4,
+        "serving.sweep.concurrency",
+        "non-empty list",
+    ),
+    (
+        "list item",
+        "serving:\n  sweep:\n    concurrency: [1, 0]\n",
+        5,
+        "serving.sweep.concurrency[1]",
+        "at least 1",
+    ),
+    (
+        "duplicate level",
+        "serving:\n  sweep: {concurrency: [2, 2]}\n",
+        4,
+        "serving.sweep.concurrency",
+        "lists a value twice",
+    ),
     ("zero window", "serving:\n  sweep: {measure_s: 0}\n", 4, "serving.sweep.measure_s", "greater than 0"),
     ("zero rate", "serving:\n  poisson: {rates: [0]}\n", 4, "serving.poisson.rates[0]", "greater than 0"),
     ("nested not mapping", "serving:\n  poisson: 5\n", 4, "serving.poisson", "must be a mapping"),

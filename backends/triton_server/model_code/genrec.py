@@ -14,6 +14,7 @@ to MAX_BATCH), over histories padded to MAX_SEQ_LEN (causal attention: padding a
 changes nothing before it); a batch is copied into its bucket's static inputs and replayed. Rows past the
 batch hold stale inputs whose outputs are never read (rows are independent).
 """
+
 import json
 import os
 import sys
@@ -27,7 +28,8 @@ DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 def _import_checkout_as_genrec_bench(root: str) -> None:
     """The harness's folders are the `genrec_bench` package; this process runs from the server's repository,
-    so point the package at the checkout that wrote it (installed or not), as the harness's conftest.py does."""
+    so point the package at the checkout that wrote it (installed or not), as the harness's conftest.py
+    does."""
     package = types.ModuleType("genrec_bench")
     package.__path__ = [root]
     sys.modules.setdefault("genrec_bench", package)
@@ -35,7 +37,9 @@ def _import_checkout_as_genrec_bench(root: str) -> None:
 
 class TritonPythonModel:
     def initialize(self, args):
-        params = {k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()}
+        params = {
+            k: v["string_value"] for k, v in json.loads(args["model_config"]).get("parameters", {}).items()
+        }
         _import_checkout_as_genrec_bench(params["REPO_ROOT"])
         import torch
 
@@ -64,15 +68,22 @@ class TritonPythonModel:
 
         torch = self.torch
         before = dict(DISPATCHED)
-        inputs = [torch.ones(1, self.max_len, dtype=torch.int64, device=self.device),
-                  torch.ones(1, dtype=torch.int64, device=self.device)]
+        inputs = [
+            torch.ones(1, self.max_len, dtype=torch.int64, device=self.device),
+            torch.ones(1, dtype=torch.int64, device=self.device),
+        ]
         if self.phase == "rank":
-            inputs += [torch.zeros(1, context_width, dtype=torch.int64, device=self.device),
-                       torch.ones(1, candidates, dtype=torch.int64, device=self.device)]
+            inputs += [
+                torch.zeros(1, context_width, dtype=torch.int64, device=self.device),
+                torch.ones(1, candidates, dtype=torch.int64, device=self.device),
+            ]
         with torch.inference_mode():
             scores, _ = self.forward(*inputs)
-        info = {"output_dtype": str(scores.dtype).removeprefix("torch."), "kernels": dispatched_since(before),
-                "device": str(self.device)}
+        info = {
+            "output_dtype": str(scores.dtype).removeprefix("torch."),
+            "kernels": dispatched_since(before),
+            "device": str(self.device),
+        }
         path = os.path.join(args["model_repository"], args["model_version"], "provenance.json")
         tmp = f"{path}.{os.getpid()}.tmp"
         with open(tmp, "w") as handle:
@@ -85,11 +96,15 @@ class TritonPythonModel:
         pool = torch.cuda.graph_pool_handle()
         stream = torch.cuda.Stream(self.device)
         for b in reversed(buckets):  # largest first: the shared pool is sized once
-            static = [torch.zeros(b, self.max_len, dtype=torch.int64, device=self.device),
-                      torch.ones(b, dtype=torch.int64, device=self.device)]
+            static = [
+                torch.zeros(b, self.max_len, dtype=torch.int64, device=self.device),
+                torch.ones(b, dtype=torch.int64, device=self.device),
+            ]
             if self.phase == "rank":
-                static += [torch.zeros(b, context_width, dtype=torch.int64, device=self.device),
-                           torch.ones(b, candidates, dtype=torch.int64, device=self.device)]
+                static += [
+                    torch.zeros(b, context_width, dtype=torch.int64, device=self.device),
+                    torch.ones(b, candidates, dtype=torch.int64, device=self.device),
+                ]
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream), torch.inference_mode():
                 for _ in range(2):
@@ -100,11 +115,19 @@ class TritonPythonModel:
                 scores, items = self.forward(*static)
                 out = [scores.float(), items]
             # Pinned host twins of the static tensors: one async copy each way, one stream sync per batch.
-            # Inputs start as the (valid) placeholder ids and lengths: rows a batch leaves unused keep valid ids.
+            # Inputs start as the (valid) placeholder ids and lengths: rows a batch leaves unused keep valid
+            # ids.
             host_in = [t.cpu().pin_memory() for t in static]
             host_out = [torch.empty_like(t, device="cpu").pin_memory() for t in out]
-            self.graphs[b] = (graph, static, out, host_in, host_out,
-                              [t.numpy() for t in host_in], [t.numpy() for t in host_out])
+            self.graphs[b] = (
+                graph,
+                static,
+                out,
+                host_in,
+                host_out,
+                [t.numpy() for t in host_in],
+                [t.numpy() for t in host_out],
+            )
         torch.cuda.synchronize(self.device)
 
     def execute(self, requests):
@@ -118,7 +141,9 @@ class TritonPythonModel:
         torch = self.torch
         ids = [pb_utils.get_input_tensor_by_name(r, "IDS").as_numpy() for r in requests]
         lengths = [pb_utils.get_input_tensor_by_name(r, "LENGTHS").as_numpy() for r in requests]
-        extras = [[pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.extra]
+        extras = [
+            [pb_utils.get_input_tensor_by_name(r, name).as_numpy() for r in requests] for name in self.extra
+        ]
         width = max(a.shape[1] for a in ids)
         rows = [a.shape[0] for a in ids]
         n = sum(rows)
@@ -129,7 +154,7 @@ class TritonPythonModel:
             padded = np.zeros((n, width), dtype=np.int64)
             start = 0
             for a in ids:
-                padded[start:start + a.shape[0], : a.shape[1]] = a
+                padded[start : start + a.shape[0], : a.shape[1]] = a
                 start += a.shape[0]
             inputs = [padded, np.concatenate(lengths).reshape(-1)] + [np.concatenate(e) for e in extras]
             with torch.inference_mode():
@@ -139,9 +164,14 @@ class TritonPythonModel:
                 items = items.cpu().numpy()
         responses, start = [], 0
         for rows_n in rows:
-            responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("CAND_SCORES", scores[start:start + rows_n]),
-                pb_utils.Tensor("CAND_ITEMS", items[start:start + rows_n])]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("CAND_SCORES", scores[start : start + rows_n]),
+                        pb_utils.Tensor("CAND_ITEMS", items[start : start + rows_n]),
+                    ]
+                )
+            )
             start += rows_n
         return responses
 
@@ -154,7 +184,7 @@ class TritonPythonModel:
         for a, length in zip(ids, lengths):
             end = start + a.shape[0]
             np_in[0][start:end, : a.shape[1]] = a
-            np_in[0][start:end, a.shape[1]:] = 0
+            np_in[0][start:end, a.shape[1] :] = 0
             np_in[1][start:end] = length.reshape(-1)
             start = end
         for dst, parts in zip(np_in[2:], extras):

@@ -4,6 +4,7 @@ HISTORY [n, L] INT64 holds each user's items oldest first, right-padded with 0 (
 request sends exactly the user's items). Out: IDS [n, S] right-padded, S = the longest kept history (at most
 MAX_SEQ_LEN: longer histories keep their latest items), LENGTHS [n, 1]. Runs under numpy < 2 (the stub's).
 """
+
 import json
 
 import numpy as np
@@ -21,11 +22,17 @@ class TritonPythonModel:
             try:
                 history = pb_utils.get_input_tensor_by_name(request, "HISTORY").as_numpy()
                 ids, lengths = self.pad(history)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[
-                    pb_utils.Tensor("IDS", ids), pb_utils.Tensor("LENGTHS", lengths)]))
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        output_tensors=[pb_utils.Tensor("IDS", ids), pb_utils.Tensor("LENGTHS", lengths)]
+                    )
+                )
             except Exception as exc:  # noqa: BLE001 - one bad request answers with its error; the others still run
-                responses.append(pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(f"preprocess | {type(exc).__name__}: {exc}")))
+                responses.append(
+                    pb_utils.InferenceResponse(
+                        error=pb_utils.TritonError(f"preprocess | {type(exc).__name__}: {exc}")
+                    )
+                )
         return responses
 
     def pad(self, history):
@@ -42,5 +49,5 @@ class TritonPythonModel:
         width = max(int(keep.max()) if keep.size else 0, 1)
         ids = np.zeros((history.shape[0], width), dtype=np.int64)
         for row, (n, k) in enumerate(zip(lengths, keep)):
-            ids[row, :k] = history[row, n - k:n]
+            ids[row, :k] = history[row, n - k : n]
         return ids, keep.astype(np.int64).reshape(-1, 1)
