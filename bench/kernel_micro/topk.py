@@ -1,14 +1,17 @@
-"""Catalogue top-k micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.topk --json OUT.json``.
+"""Catalogue top-k micro-benchmarks on a CUDA GPU: ``python -m genrec_bench.bench.kernel_micro.topk --json
+OUT.json``.
 
 The full-catalogue step of the model: the top k of states @ items[1:]ᵀ per row. The Triton kernel never holds
 the [B, N] logits; the torch providers are the model's own path (matmul in the input dtype, then torch.topk)
-eagerly and under torch.compile. Default shapes: B=256 (and 1), N=1M items, d=256, k=100 — the ``base`` preset.
+eagerly and under torch.compile. Default shapes: B=256 (and 1), N=1M items, d=256, k=100 — the ``base``
+preset.
 
 Each record adds the FLOPs of the scores (2·B·N·d) and TFLOP/s on them; bytes are the table read once plus the
-states and the [B, k] answer. The Triton providers must pass ``check_topk`` (exact up to ties at the k-th score)
-to be timed; the torch providers are timed either way, their check result recorded (rounding the logits to fp16
-before the top-k can reorder near-ties).
+states and the [B, k] answer. The Triton providers must pass ``check_topk`` (exact up to ties at the k-th
+score) to be timed; the torch providers are timed either way, their check result recorded (rounding the logits
+to fp16 before the top-k can reorder near-ties).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +51,9 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
     if sweep:
         for c in impl.SWEEP_CONFIGS:
             cfg = {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}
-            providers["triton-" + "-".join(f"{n}{v}" for n, v in cfg.items())] = (
-                lambda s, t, cfg=cfg: impl.catalogue_topk_triton(s, t, k, config=cfg))
+            providers["triton-" + "-".join(f"{n}{v}" for n, v in cfg.items())] = lambda s, t, cfg=cfg: (
+                impl.catalogue_topk_triton(s, t, k, config=cfg)
+            )
     exact: dict[str, str] = {}
 
     def check(name):
@@ -61,14 +65,24 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
                 exact[name] = str(exc).splitlines()[0]
                 if name.startswith("triton"):
                     raise
+
         return run
 
     checks = {name: check(name) for name in providers if name != "torch-matmul-only"}
     shape = {"B": batch, "N": num_items, "d": dim, "k": k}
     itemsize = table.element_size()
     nbytes = num_items * dim * itemsize + batch * dim * itemsize + batch * k * (itemsize + 8)
-    records = run_providers("catalogue_topk", providers, checks, inputs, shape=shape, dtype=dtype, nbytes=nbytes,
-                            flops=2.0 * batch * num_items * dim, hbm_gbps=hbm_gbps)
+    records = run_providers(
+        "catalogue_topk",
+        providers,
+        checks,
+        inputs,
+        shape=shape,
+        dtype=dtype,
+        nbytes=nbytes,
+        flops=2.0 * batch * num_items * dim,
+        hbm_gbps=hbm_gbps,
+    )
     for r in records:
         r["exactness"] = exact.get(r["provider"], "not checked")
     note_config(records, impl.catalogue_scan_autotuned)
@@ -77,18 +91,29 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
 
 def main(argv: list[str] | None = None) -> int:
     """Run the catalogue top-k micro-benchmarks and write one JSON file."""
-    parser = argparse.ArgumentParser(prog="python -m genrec_bench.bench.kernel_micro.topk", description=__doc__.split("\n")[0])
-    parser.add_argument("--shapes", default=None, metavar="B:N:d:k:dtype,...",
-                        help="shapes to run (default: base's, at B=256 and 1, fp16 and bf16, k=100 and 256)")
+    parser = argparse.ArgumentParser(
+        prog="python -m genrec_bench.bench.kernel_micro.topk", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--shapes",
+        default=None,
+        metavar="B:N:d:k:dtype,...",
+        help="shapes to run (default: base's, at B=256 and 1, fp16 and bf16, k=100 and 256)",
+    )
     parsed = parse(parser, argv)
     if parsed is None:
         return 2
     args, info, hbm = parsed
-    spec = args.shapes or ("16:100000:128:50:float16" if args.quick else
-                           "256:1000000:256:100:float16,1:1000000:256:100:float16,"
-                           "256:1000000:256:100:bfloat16,256:1000000:256:256:float16")
-    shapes = [(int(b), int(n), int(d), int(k), getattr(torch, dt))
-              for b, n, d, k, dt in (s.split(":") for s in spec.split(","))]
+    spec = args.shapes or (
+        "16:100000:128:50:float16"
+        if args.quick
+        else "256:1000000:256:100:float16,1:1000000:256:100:float16,"
+        "256:1000000:256:100:bfloat16,256:1000000:256:256:float16"
+    )
+    shapes = [
+        (int(b), int(n), int(d), int(k), getattr(torch, dt))
+        for b, n, d, k, dt in (s.split(":") for s in spec.split(","))
+    ]
     records: list[dict] = []
     for i, (batch, items, dim, k, dtype) in enumerate(shapes):
         records += bench_topk(batch, items, dim, k, dtype, hbm["gbps"], sweep=args.sweep and i == 0)

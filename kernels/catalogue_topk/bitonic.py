@@ -1,14 +1,16 @@
 """Bitonic sort and merge of int64 keys along the last axis, written with reshape, max/min and join.
 
-Why not ``tl.sort``: it exchanges partners through a generic xor-reduction, which Triton's CPU interpreter runs
-element by element in Python (0.4 s per 512-key sort, most of a fuzz example's time); max/min over an axis of
-two run as numpy reductions there. On the GPU both compile to the same kind of compare-exchange network.
+Why not ``tl.sort``: it exchanges partners through a generic xor-reduction, which Triton's CPU interpreter
+runs element by element in Python (0.4 s per 512-key sort, most of a fuzz example's time); max/min over an
+axis of two run as numpy reductions there. On the GPU both compile to the same kind of compare-exchange
+network.
 
 Each step of the network views a row as [blocks, 2, span/2d, 2, d]: the second "2" pairs element i with i + d,
 the first says whether the block sorts descending (even) or ascending (odd), as bitonic sorting alternates.
 
 Imported only by the kernels' Triton module.
 """
+
 from __future__ import annotations
 
 import triton
@@ -17,7 +19,8 @@ import triton.language as tl
 
 @triton.jit
 def _step(x, ROWS: tl.constexpr, N: tl.constexpr, SPAN: tl.constexpr, D: tl.constexpr):
-    """One compare-exchange step: pairs (i, i + D) inside sequences of SPAN, direction alternating per SPAN."""
+    """One compare-exchange step: pairs (i, i + D) inside sequences of SPAN, direction alternating per
+    SPAN."""
     if SPAN == N:  # the last phase: one bitonic sequence per row, made descending
         y = tl.reshape(x, (ROWS, N // (2 * D), 2, D))
         hi = tl.max(y, axis=2)
@@ -45,7 +48,8 @@ def sort_descending(x, ROWS: tl.constexpr, N: tl.constexpr, LOG_N: tl.constexpr)
 
 @triton.jit
 def merge_descending(x, ROWS: tl.constexpr, N: tl.constexpr, LOG_N: tl.constexpr):
-    """Sort rows of x [ROWS, N] that are bitonic (e.g. max of a descending and an ascending run) descending."""
+    """Sort rows of x [ROWS, N] that are bitonic (e.g. max of a descending and an ascending run)
+    descending."""
     for j in tl.static_range(0, LOG_N):
         x = _step(x, ROWS, N, N, 2 ** (LOG_N - 1 - j))
     return x

@@ -1,4 +1,5 @@
-"""Compile the catalogue top-k kernels for a GPU architecture without a GPU: does each config build, and at what cost.
+"""Compile the catalogue top-k kernels for a GPU architecture without a GPU: does each config build, and at
+what cost.
 
 ``compile_kernels(arch=90)`` builds the scan at every GPU tile config and the finish, per dtype, with the
 signature and specialisation the launcher gives them at the benchmark's shape (d = 256, 16-byte aligned
@@ -44,7 +45,8 @@ _ALIGNED = (
 
 
 def ptxas_path(arch: int = 90) -> str | None:
-    """The ptxas Triton compiles ``arch`` with (its bundled one unless the environment names another), or None."""
+    """The ptxas Triton compiles ``arch`` with (its bundled one unless the environment names another), or
+    None."""
     try:
         from triton.backends.nvidia.compiler import get_ptxas  # noqa: PLC0415  (absent without the NVIDIA backend)
 

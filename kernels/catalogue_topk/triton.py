@@ -11,18 +11,20 @@ into *groups* of ``span`` consecutive chunks (about one group per SM).
    cores (fp32 accumulation). The states' block is loaded into shared memory once for the whole group, so the
    table is the only operand streamed (each table tile is read from HBM once; other row blocks read it from
    L2 at the same time, as the grid puts the row blocks of a group next to each other). Rows wider than
-   ROW_BYTES stream both operands along d instead. The scores are never written. Per row and chunk it keeps the best key and the second-best score (``chunk_key``, ``chunk_sec``);
-   per row and group, the best R chunk keys (``group_top``), the next best one (``group_next``, the
-   (R+1)-th) and the highest "second-best" of its chunks (``group_opt``, as a key: see below).
+   ROW_BYTES stream both operands along d instead. The scores are never written. Per row and chunk it keeps
+   the best key and the second-best score (``chunk_key``, ``chunk_sec``); per row and group, the best R chunk
+   keys (``group_top``), the next best one (``group_next``, the (R+1)-th) and the highest "second-best" of its
+   chunks (``group_opt``, as a key: see below).
 2. ``catalogue_finish_kernel``, one program per row: best = the top k of the row's groups' kept chunk keys
    (one sort), then two rare repairs, then the answer.
 
-Why that is exact. Let A be the true top k of the row, κ the k-th key of ``best`` at any moment; ``best`` holds
-k distinct real items, so κ ≤ min(A) always, and it only rises as items are added.
+Why that is exact. Let A be the true top k of the row, κ the k-th key of ``best`` at any moment; ``best``
+holds k distinct real items, so κ ≤ min(A) always, and it only rises as items are added.
 
 * An item x ∈ A that is some chunk's best key but not kept by its group g: the R keys g kept are above x, so
   also in A, and g's (R+1)-th key is ≥ x ≥ κ. So every group with ``group_next`` ≥ κ has the rest of its
-  chunk keys (those below its R-th: the R were candidates from the start) read, and no other group can hide one.
+  chunk keys (those below its R-th: the R were candidates from the start) read, and no other group can hide
+  one.
 * An item x ∈ A that is not its chunk's best: the chunk's second-best item y has key ≥ x ≥ κ, and its key is
   at most (second-best score, the chunk's first id) — what ``chunk_sec`` gives without knowing y's id. So
   only chunks where that bound is ≥ κ can hide one; they are rescored item by item (all but the chunk's best,
@@ -78,7 +80,7 @@ def _item(keys):
     return 2147483647 - (keys & 0x7FFFFFFF).to(tl.int32)
 
 
-# --------------------------------------------------------------------------------------------- pass 1: the scan
+# ------------------------------------------------------------------------------------------- pass 1: the scan
 
 
 @triton.jit
@@ -271,7 +273,7 @@ def catalogue_scan_kernel(
     tl.store(group_opt_ptr + at_group, opt, mask=row_ok)
 
 
-# ------------------------------------------------------------------------------------------ pass 2: the finish
+# ----------------------------------------------------------------------------------------- pass 2: the finish
 
 
 @triton.jit
@@ -288,9 +290,10 @@ def _sort(x, W: tl.constexpr, LOG_W: tl.constexpr, INTERPRET: tl.constexpr):
 
 @triton.jit
 def _insert(best, kth, new, lanes, k, changed):
-    """Every key of ``new`` above ``kth`` into ``best``, whose first k lanes hold the current top k in no order
-    (each replaces the lowest there); returns (best, kth, changed). Keys come in descending order, so a key no
-    longer above the risen kth ends the useful part (the loop runs to the count taken at entry, so no break)."""
+    """Every key of ``new`` above ``kth`` into ``best``, whose first k lanes hold the current top k in no
+    order (each replaces the lowest there); returns (best, kth, changed). Keys come in descending order, so a
+    key no longer above the risen kth ends the useful part (the loop runs to the count taken at entry, so no
+    break)."""
     for _ in range(tl.sum((new > kth).to(tl.int32), axis=0)):
         x = tl.max(new, axis=0)
         new = tl.where(new == x, _MIN_KEY, new)
@@ -507,10 +510,11 @@ def _configs(shapes) -> list:
 
 
 # The scan's tiles (BLOCK_M rows × BLOCK_N items, the whole width d per step) for Hopper: the states' block
-# (BLOCK_M × d) stays in shared memory, so a pipeline stage is one table tile (BLOCK_N × d: 32 kB at BLOCK_N = 64
-# in fp16 at d = 256) and num_stages of them fit beside it. At least 3 stages: the pipeliner issues the copy of
-# tile i + num_stages − 1 at the end of iteration i, so with 2 the copy is waited on as soon as it is issued.
-# 8 warps = two warpgroups over the rows. 256 rows read each table tile once at B = 256; 64 rows for small B.
+# (BLOCK_M × d) stays in shared memory, so a pipeline stage is one table tile (BLOCK_N × d: 32 kB at BLOCK_N =
+# 64 in fp16 at d = 256) and num_stages of them fit beside it. At least 3 stages: the pipeliner issues the
+# copy of tile i + num_stages − 1 at the end of iteration i, so with 2 the copy is waited on as soon as it is
+# issued. 8 warps = two warpgroups over the rows. 256 rows read each table tile once at B = 256; 64 rows for
+# small B.
 GPU_CONFIGS = _configs(((128, 64, 8, 4), (256, 64, 8, 3), (64, 128, 4, 3), (64, 64, 4, 4)))
 # One small config in the interpreter (it cannot benchmark), so fuzz cases cross many tiles, chunks, groups.
 INTERPRETER_CONFIGS = _configs(((16, 16, 4, 1),))
@@ -538,7 +542,8 @@ if interpreting():
 else:
     # G = 128 items per chunk (a multiple of every BLOCK_N above); R = 4 kept chunk keys per group; the
     # states' block stays on chip when a row is ≤ 512 bytes (d ≤ 256 in 16 bits, d ≤ 128 in fp32): at most
-    # 128 kB for 256 rows, beside two to four table tiles. The finish rescores on 64 × 64 tiles (one warpgroup).
+    # 128 kB for 256 rows, beside two to four table tiles. The finish rescores on 64 × 64 tiles (one
+    # warpgroup).
     CHUNK, RANK, TARGET_GROUPS, BLOCK_K, ROW_BYTES, PIECE_MAX, RESCORE_TILE = (
         128,
         4,
@@ -554,7 +559,8 @@ _SHARED_BYTES = (
 
 
 def _shared_bytes(config: triton.Config, elt: int, d_pad: int, block_k: int, resident: bool) -> int:
-    """Estimated shared memory of the scan at ``config``: the kept states' block plus num_stages table tiles."""
+    """Estimated shared memory of the scan at ``config``: the kept states' block plus num_stages table
+    tiles."""
     bm, bn = config.kwargs["BLOCK_M"], config.kwargs["BLOCK_N"]
     if resident:
         return (bm + config.num_stages * bn) * d_pad * elt
@@ -630,7 +636,8 @@ def catalogue_topk_triton(
         upcast, precision = False, ("tf32x3" if states.dtype == torch.float32 else "tf32")
     d_pad = max(16, triton.next_power_of_2(dim))
     block_k = min(BLOCK_K, d_pad)
-    # Decided by the shape alone, not by the tile config: the finish must step along d exactly as the scan did.
+    # Decided by the shape alone, not by the tile config: the finish must step along d exactly as the
+    # scan did.
     resident = d_pad * states.element_size() <= ROW_BYTES
     modes = {
         "D_PAD": d_pad,

@@ -1,5 +1,6 @@
 """Catalogue top-k dispatch: unknown kernels and bad inputs raise; the exactness check catches wrong answers;
 the strategy's argument checks."""
+
 from __future__ import annotations
 
 import sys
@@ -25,7 +26,9 @@ def test_kernel_choices():
 
 @pytest.mark.parametrize("kernel", ["cuda", "Triton", "", None])
 def test_unknown_kernel_raises_naming_value_and_choices(kernel):
-    with pytest.raises(ValueError, match=r"catalogue_topk \| unknown kernel=.*choose one of \('torch', 'triton'\)"):
+    with pytest.raises(
+        ValueError, match=r"catalogue_topk \| unknown kernel=.*choose one of \('torch', 'triton'\)"
+    ):
         catalogue_topk(*_inputs(), 5, kernel=kernel)
 
 

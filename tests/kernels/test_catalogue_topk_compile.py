@@ -1,7 +1,7 @@
 """The catalogue top-k kernels compile for Hopper (sm_90) at every tile config and dtype, on any machine.
 
-``triton.compile`` with an explicit target needs no GPU, only ptxas (Triton's NVIDIA backend ships one). It runs
-in a child process without TRITON_INTERPRET, which this folder's conftest sets where there is no GPU (the
+``triton.compile`` with an explicit target needs no GPU, only ptxas (Triton's NVIDIA backend ships one). It
+runs in a child process without TRITON_INTERPRET, which this folder's conftest sets where there is no GPU (the
 interpreter replaces the kernels). A config that fails to build, spills in 16 bits, or asks for more shared
 memory than an H100/H200 block has fails here rather than on the GPU machine.
 """

@@ -15,15 +15,17 @@ pytest.importorskip("triton")
 
 # On the GPU the same strategy draws catalogues of thousands of items and k up to the kernel's limit, at two
 # embedding widths (each compile of the kernel takes seconds; widths masked along d are fuzzed in the
-# interpreter and run on the GPU in the tuned-config and model tests), and each dtype is its own test with 400 examples (1200 in all)
-# so the nightly run can spread the compiles over processes. The interpreter keeps the profile's count.
+# interpreter and run on the GPU in the tuned-config and model tests), and each dtype is its own test with 400
+# examples (1200 in all) so the nightly run can spread the compiles over processes. The interpreter keeps the
+# profile's count.
 WIDE = not interpreting()
 GPU_EXAMPLES = settings(max_examples=400) if WIDE else settings()
 DTYPES = pytest.mark.parametrize("dtype", ks.DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 
 
 def _check_ties_go_to_lower_ids(items: torch.Tensor, table: torch.Tensor, what: str) -> None:
-    """Rows equal to table row 1 score exactly alike, so a stable order returns the lowest ids of them first."""
+    """Rows equal to table row 1 score exactly alike, so a stable order returns the lowest ids of them
+    first."""
     same = (table[1:] == table[1]).all(1).nonzero().flatten().cpu() + 1  # ascending item ids
     for row in items.cpu():
         got = row[torch.isin(row, same)]
@@ -131,7 +133,8 @@ def _configs():
 
 @pytest.mark.parametrize("config", _configs(), ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items()))
 def test_every_tuned_config_is_exact(config, device):
-    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one otherwise)."""
+    """Autotune may pick any config on the GPU, so each one is checked (the interpreter runs one
+    otherwise)."""
     from genrec_bench.kernels.catalogue_topk.triton import catalogue_topk_triton
 
     case = ks.CatalogueCase(batch=3, num_items=700, dim=48, k=100, dtype=torch.float16, duplicates=30, seed=5)

@@ -1,4 +1,5 @@
 """Dry run of the catalogue top-k micro-benchmark on the CPU (Triton's interpreter, timing stubbed)."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,10 +19,15 @@ STUB_TIMING = {"median_us": 2.0, "p20_us": 1.9, "p80_us": 2.1, "samples_us": [1.
 def test_topk_providers_are_checked_and_recorded(monkeypatch):
     monkeypatch.setattr(topk_micro, "DEVICE", "cpu")
     monkeypatch.setattr(hstu_micro, "copy_us", lambda nbytes: 1.0)
-    monkeypatch.setattr(hstu_micro, "_time", lambda fn, inputs: {
-        "timing": STUB_TIMING, "timing_mode": "stub", "launch": STUB_TIMING})
+    monkeypatch.setattr(
+        hstu_micro,
+        "_time",
+        lambda fn, inputs: {"timing": STUB_TIMING, "timing_mode": "stub", "launch": STUB_TIMING},
+    )
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
-    records = {r["provider"]: r for r in topk_micro.bench_topk(4, 300, 24, 10, torch.float32, 3000.0, sweep=False)}
+    records = {
+        r["provider"]: r for r in topk_micro.bench_topk(4, 300, 24, 10, torch.float32, 3000.0, sweep=False)
+    }
     assert records["triton"]["exactness"] == "exact"
     assert records["torch-eager-native"]["exactness"] == "exact"
     assert records["triton"]["flops"] == 2.0 * 4 * 300 * 24

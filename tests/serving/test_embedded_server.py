@@ -48,8 +48,8 @@ def pytest_configure(config):
 """
 
 # A server that answers every request of a cell with the first answer it ever gave (a response cache keyed on
-# nothing, a stale output buffer): every call of one input set agrees with the first, so only the oracle's second,
-# different input set through the same prepared session can catch it.
+# nothing, a stale output buffer): every call of one input set agrees with the first, so only the oracle's
+# second, different input set through the same prepared session can catch it.
 STALE_PLUGIN = """\
 def pytest_configure(config):
     from genrec_bench.backends.triton_server import backend
@@ -206,11 +206,14 @@ def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(t
 def test_a_served_model_that_returns_a_stale_answer_fails_on_the_second_input_set(tmp_path):
     shm = server.shm_regions()
     (tmp_path / "stale_plugin.py").write_text(STALE_PLUGIN)
-    matrix = textwrap.dedent("""\
+    matrix = (
+        textwrap.dedent("""\
         name: serving-stale
         axes: {model: [tiny], backend: [triton-grpc], mode: [latency], precision: [fp32], batch: [4],
                seq_len: [16], phase: [prefill]}
-        """) + SERVING
+        """)
+        + SERVING
+    )
     env = {**__import__("os").environ, "PYTHONPATH": str(tmp_path)}
     proc, records, _ = run_bench(tmp_path, matrix, "-p", "stale_plugin", env=env)
     assert proc.returncode == 1, proc.stdout[-3000:]
