@@ -12,32 +12,48 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def bench_process(
+    matrix: Path | str,
+    out: Path,
+    *extra: str,
+    target: str = "bench/test_cells.py",
+    env=None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """`pytest <target> --matrix MATRIX --benchmark-json OUT *extra` in a subprocess from the checkout's root:
+    a session of its own, so its start and teardown (the plugin's) are part of what a test sees."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        target,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--matrix",
+        str(matrix),
+        "--benchmark-json",
+        str(out),
+        *extra,
+    ]
+    return subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+
+
 def _run_bench(tmp_path: Path, matrix_text: str, *extra: str):
     """`pytest bench/ --matrix <matrix_text> --benchmark-json` in a subprocess: (process, JSON document or
     None)."""
     matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
     matrix.write_text(matrix_text)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench/",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--matrix",
-            str(matrix),
-            "--benchmark-json",
-            str(out),
-            *extra,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = bench_process(matrix, out, *extra, target="bench/")
     return proc, (json.loads(out.read_text()) if out.exists() else None)
+
+
+@pytest.fixture(scope="session")
+def bench_subprocess():
+    """`bench_subprocess(matrix_path, out_json, *pytest_args, target=, env=, timeout=)`: see bench_process."""
+    return bench_process
 
 
 @pytest.fixture(scope="session")

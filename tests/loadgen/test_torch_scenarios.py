@@ -5,8 +5,6 @@ accuracy mode with its performance numbers kept, one real Server peak search, an
 import importlib.util
 import json
 import statistics
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -29,30 +27,10 @@ SCENARIOS = ("singlestream", "multistream", "server", "offline")
 
 
 @pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
+def bench_run(tmp_path_factory, bench_subprocess):
     tmp = tmp_path_factory.mktemp("loadgen-torch")
     out = tmp / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench/test_cells.py",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--matrix",
-            "matrices/loadgen.yaml",
-            "--matrix-backends",
-            "torch-cpu",
-            "--benchmark-json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    proc = bench_subprocess("matrices/loadgen.yaml", out, "--matrix-backends", "torch-cpu", timeout=400)
     doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
     return tmp, proc, {b["extra_info"]["cell"]["id"]: b for b in doc["benchmarks"]}
 

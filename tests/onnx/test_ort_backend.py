@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -149,7 +148,7 @@ def test_missing_onnxruntime_names_the_extra(monkeypatch):
         assert not ok and "pip install 'genrec-bench[onnx]'" in reason
 
 
-def test_failing_cell_leaves_the_rest_of_the_matrix_running(tmp_path, tiny_prefill):
+def test_failing_cell_leaves_the_rest_of_the_matrix_running(tmp_path, tiny_prefill, bench_subprocess):
     """Through pytest and the plugin: a kernel=triton ORT cell fails on one line, its neighbour passes."""
     matrix = tmp_path / "m.yaml"
     matrix.write_text(
@@ -158,26 +157,7 @@ def test_failing_cell_leaves_the_rest_of_the_matrix_running(tmp_path, tiny_prefi
         "timing: {warmup_rounds: 0, rounds: 2, min_rounds: 1, max_time_s: 0.1}\n"
     )
     out = tmp_path / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench/test_cells.py",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--matrix",
-            str(matrix),
-            "--benchmark-json",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = bench_subprocess(matrix, out)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "1 failed, 1 passed" in proc.stdout
     assert "FAILED bench/test_cells.py::test_cell[tiny-ort-cpu-fp32-b2-s16-prefill-ktriton]" in proc.stdout

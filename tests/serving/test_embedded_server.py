@@ -96,38 +96,25 @@ def stubs(before_shm: set) -> list[int]:
     return found
 
 
-def run_bench(tmp_path, matrix_text, *extra, env=None):
-    matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
-    matrix.write_text(matrix_text)
-    start = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench/test_cells.py",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--matrix",
-            str(matrix),
-            "--benchmark-json",
-            str(out),
-            *extra,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=400,
-        env=env,
-        check=False,
-    )
-    doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
-    records = {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"] if b["extra_info"]}
-    return proc, records, time.monotonic() - start
+@pytest.fixture
+def run_bench(bench_subprocess):
+    """`run_bench(tmp_path, matrix_text, *pytest_args, env=)` → (process, records by cell id, seconds)."""
+
+    def run(tmp_path, matrix_text, *extra, env=None):
+        matrix, out = tmp_path / "m.yaml", tmp_path / "out.json"
+        matrix.write_text(matrix_text)
+        start = time.monotonic()
+        proc = bench_subprocess(matrix, out, *extra, env=env, timeout=400)
+        doc = json.loads(out.read_text()) if out.exists() else {"benchmarks": []}
+        records = {
+            b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"] if b["extra_info"]
+        }
+        return proc, records, time.monotonic() - start
+
+    return run
 
 
-def test_cells_through_the_embedded_server(tmp_path):
+def test_cells_through_the_embedded_server(tmp_path, run_bench):
     shm = server.shm_regions()
     matrix = (
         textwrap.dedent("""\
@@ -176,7 +163,7 @@ def test_cells_through_the_embedded_server(tmp_path):
     assert leftovers(shm, records.values()) == []
 
 
-def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(tmp_path):
+def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(tmp_path, run_bench):
     shm = server.shm_regions()
     (tmp_path / "kill_plugin.py").write_text(KILL_PLUGIN)
     matrix = textwrap.dedent("""\
@@ -203,7 +190,7 @@ def test_a_server_killed_mid_sweep_fails_that_cell_fast_and_the_matrix_goes_on(t
     assert leftovers(shm, records.values()) == []
 
 
-def test_a_served_model_that_returns_a_stale_answer_fails_on_the_second_input_set(tmp_path):
+def test_a_served_model_that_returns_a_stale_answer_fails_on_the_second_input_set(tmp_path, run_bench):
     shm = server.shm_regions()
     (tmp_path / "stale_plugin.py").write_text(STALE_PLUGIN)
     matrix = (
@@ -298,7 +285,7 @@ def test_a_harness_that_is_killed_takes_its_server_along(tmp_path, signum):
     assert server.shm_regions() - shm == set()
 
 
-def test_triton_url_uses_a_running_server_and_starts_none(tmp_path):
+def test_triton_url_uses_a_running_server_and_starts_none(tmp_path, run_bench):
     """A server of someone else's (here: one this test starts) serving a repository the generator's CLI wrote;
     the bench only connects to it."""
     from genrec_bench.backends.triton_server.repository import main as write_repository
