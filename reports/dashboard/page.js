@@ -5,7 +5,10 @@ const VIEWS = {verdicts: "Tonight's verdicts", grid: "Grid", batch: "Latency vs 
                kernels: "Kernels", machines: "Machines"};
 const CONFIG = {displaylogo: false, responsive: true};
 const view = document.getElementById("view");
-let machine = DATA.machines[0];
+// The machine shown first: ?machine=NAME, else the one whose latest run is the newest (tonight's).
+const newest = m => (m.runs.length ? m.runs[m.runs.length - 1].time : "");
+let machine = DATA.machines.find(m => m.name === new URLSearchParams(location.search).get("machine")) ||
+  DATA.machines.slice().sort((a, b) => newest(b).localeCompare(newest(a)))[0];
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -225,7 +228,11 @@ function render() {
 }
 
 const chooser = document.getElementById("machine");
-DATA.machines.forEach((m, i) => chooser.append(el("option", {value: i}, m.name)));
+DATA.machines.forEach((m, i) => {
+  const option = el("option", {value: i}, m.name);
+  option.selected = m === machine;
+  chooser.append(option);
+});
 chooser.addEventListener("change", e => { machine = DATA.machines[Number(e.target.value)]; render(); });
 window.addEventListener("hashchange", render);
 render();

@@ -105,3 +105,44 @@ def test_the_page_shows_the_planted_regression_offline(browser_path, site, tmp_p
             context.close()
     assert errors == []
     assert [r for r in requests if r.split("#")[0] != url] == []  # nothing but the page itself
+
+
+def test_the_page_opens_on_tonights_machine_or_the_one_the_address_names(browser_path, nights, kit, tmp_path):
+    """Two machines in one history: the page opens on the one whose latest run is the newest (an older run of
+    another machine sorts first by name but is not tonight's), and ?machine=NAME opens on that one."""
+    import datetime
+
+    import numpy as np
+    from playwright.sync_api import sync_playwright
+
+    paths, tonight = nights
+    older = {
+        "gpu_name": "NVIDIA A100-SXM4-80GB",
+        "gpu_count": 1,
+        "gpu_memory_mib": 81920,
+        "compute_capability": "8.0",
+    }
+    rng = np.random.default_rng(3)
+    a100 = kit.write_run(
+        tmp_path / "a100.json",
+        [kit.make_record(kit.CELLS[0], kit.night(rng, 1.0))],
+        when=datetime.datetime(2026, 10, 1, 3, 0, tzinfo=datetime.timezone.utc),
+        hardware=older,
+    )
+    for path in [a100, *paths, tonight()]:
+        add(tmp_path / "history", read_run(str(path)))
+    url = build(tmp_path / "history", tmp_path / "site", GateSettings(), []).resolve().as_uri()
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=browser_path, headless=True, args=FLAGS
+        )
+        try:
+            page = context.new_page()
+            chosen = "document.getElementById('machine').selectedOptions[0].textContent"
+            page.goto(url)
+            assert page.evaluate(chosen) == "nvidia-h100-80gb-hbm3"
+            assert page.locator("#verdicts tr[data-series]").count() > 1  # the H100's tonight, not the A100's
+            page.goto(url + "?machine=nvidia-a100-sxm4-80gb")
+            assert page.evaluate(chosen) == "nvidia-a100-sxm4-80gb"
+        finally:
+            context.close()
