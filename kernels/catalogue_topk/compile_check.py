@@ -102,10 +102,9 @@ def _resources(ptx: str, arch: int) -> dict:
     }
 
 
-def compile_scan(dtype: torch.dtype, config: triton.Config, *, dim: int = 256, arch: int = 90):
-    """The scan at one tile config for ``dtype``: (compiled kernel, resources dict)."""
-    elt = _TRITON_TYPES[dtype]
-    types = {
+def _scan_pointers(elt: str) -> dict:
+    """The pointer arguments the scan writes and the finish reads: inputs, then the scan's kept keys."""
+    return {
         "states_ptr": f"*{elt}",
         "table_ptr": f"*{elt}",
         "chunk_key_ptr": "*i64",
@@ -114,6 +113,12 @@ def compile_scan(dtype: torch.dtype, config: triton.Config, *, dim: int = 256, a
         "group_next_ptr": "*i64",
         "group_opt_ptr": "*i64",
     }
+
+
+def compile_scan(dtype: torch.dtype, config: triton.Config, *, dim: int = 256, arch: int = 90):
+    """The scan at one tile config for ``dtype``: (compiled kernel, resources dict)."""
+    elt = _TRITON_TYPES[dtype]
+    types = _scan_pointers(elt)
     constexprs = {"G": impl.CHUNK, "R": impl.RANK, **_modes(dtype, dim), **config.kwargs}
     src = _source(impl.catalogue_scan_kernel, types, constexprs)
     options = {"num_warps": config.num_warps, "num_stages": config.num_stages}
@@ -132,13 +137,7 @@ def compile_finish(
     """The finish for ``dtype`` at the benchmark's shape (N = 1M: 7813 chunks in 127 groups of 62)."""
     elt = _TRITON_TYPES[dtype]
     types = {
-        "states_ptr": f"*{elt}",
-        "table_ptr": f"*{elt}",
-        "chunk_key_ptr": "*i64",
-        "chunk_sec_ptr": "*fp32",
-        "group_top_ptr": "*i64",
-        "group_next_ptr": "*i64",
-        "group_opt_ptr": "*i64",
+        **_scan_pointers(elt),
         "scores_ptr": f"*{elt}",
         "items_ptr": "*i64",
     }
