@@ -141,14 +141,10 @@ def compile_finish(
         "scores_ptr": f"*{elt}",
         "items_ptr": "*i64",
     }
-    width = max(triton.next_power_of_2(k), triton.next_power_of_2(groups * impl.RANK))
     constexprs = {
         "G": impl.CHUNK,
         "R": impl.RANK,
-        "W": width,
-        "LOG_W": width.bit_length() - 1,
-        "GROUPS_PAD": triton.next_power_of_2(groups),
-        "PIECE": min(triton.next_power_of_2(span), impl.PIECE_MAX),
+        **impl.finish_sizes(k, groups, span),
         **_modes(dtype, dim),
         "BLOCK_M": impl.RESCORE_TILE[0],
         "BLOCK_N": impl.RESCORE_TILE[1],

@@ -105,6 +105,9 @@ else:
         256,
         (64, 64),
     )
+#: Least sort width and group lanes of the finish on the GPU; 1 in the interpreter, whose fuzz should cross
+#: the small widths too.
+FINISH_FLOOR = 1 if interpreting() else 64
 _SHARED_BYTES = (
     225 * 1024
 )  # Hopper: 227 kB per block, less what the reductions and layout changes borrow (1 kB)
@@ -149,6 +152,20 @@ def _group_span(chunks: int, device: torch.device) -> int:
         TARGET_GROUPS if device.type != "cuda" else min(TARGET_GROUPS, _multiprocessors(device.index or 0))
     )
     return triton.cdiv(chunks, max(1, target))
+
+
+def finish_sizes(k: int, groups: int, span: int) -> dict:
+    """The finish's size constexprs: its sort width W (≥ k and ≥ the kept keys), the padded group count, and
+    how many chunk keys it reads at once."""
+    # The finish compiles once per (W, GROUPS_PAD): floors on both keep that to a handful of variants over
+    # every k and catalogue size (a 64-key sort costs nothing beside the scan), not one per power of two.
+    width = max(triton.next_power_of_2(k), triton.next_power_of_2(groups * RANK), FINISH_FLOOR)
+    return {
+        "W": width,
+        "LOG_W": width.bit_length() - 1,
+        "GROUPS_PAD": max(triton.next_power_of_2(groups), FINISH_FLOOR),
+        "PIECE": min(triton.next_power_of_2(span), PIECE_MAX),
+    }
 
 
 def catalogue_topk_triton(
@@ -226,7 +243,6 @@ def catalogue_topk_triton(
         catalogue_scan_kernel[(triton.cdiv(batch, config["BLOCK_M"]), groups)](
             *args, G=chunk, R=RANK, **modes, **config
         )
-    width = max(triton.next_power_of_2(k), triton.next_power_of_2(groups * RANK))
     catalogue_finish_kernel[(batch,)](
         states,
         table,
@@ -249,10 +265,7 @@ def catalogue_topk_triton(
         k,
         G=chunk,
         R=RANK,
-        W=width,
-        LOG_W=width.bit_length() - 1,
-        GROUPS_PAD=triton.next_power_of_2(groups),
-        PIECE=min(triton.next_power_of_2(span), PIECE_MAX),
+        **finish_sizes(k, groups, span),
         **modes,
         BLOCK_M=RESCORE_TILE[0],
         BLOCK_N=RESCORE_TILE[1],
