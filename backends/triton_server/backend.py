@@ -9,7 +9,7 @@ through the same oracle as every cell: fetch → (scores, items) top-k.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import shutil
@@ -26,8 +26,34 @@ from genrec_bench.matrices.errors import BackendError, BackendUnavailable
 from genrec_bench.matrices.serving import ServingSpec, serving_spec
 
 MODES = ("latency", "sweep", "poisson", "crosscheck")
-CLIENT_DEPS = {"grpc": ("tritonclient", "grpc"), "http": ("tritonclient", "geventhttpclient", "aiohttp")}
+# What each protocol's cells import: its blocking and asyncio clients, and the HTTP client the server's
+# control plane uses (control.py) whatever the protocol. tritonclient installs without the dependencies of a
+# protocol (its extras) and says so only when that module is imported, so availability imports them.
+CLIENT_MODULES = {
+    "grpc": ("tritonclient.grpc", "tritonclient.grpc.aio", "tritonclient.http"),
+    "http": ("tritonclient.http", "tritonclient.http.aio"),
+}
+# The distribution behind a module a client module may miss, for the line that says what to install.
+_DISTRIBUTIONS = {"rapidjson": "python-rapidjson", "grpc": "grpcio", "google": "protobuf"}
 LOAD_PROCESS = Path(__file__).with_name("load_process.py")
+
+
+def missing_client(protocol: str) -> str | None:
+    """What stops this protocol's client modules from importing, as the start of one line; None if nothing."""
+    for module in CLIENT_MODULES[protocol]:
+        try:
+            importlib.import_module(module)
+        except (ImportError, RuntimeError) as exc:
+            # tritonclient turns a missing dependency into a RuntimeError ("does not include grpc support")
+            # raised from the ModuleNotFoundError that names it.
+            cause = exc if isinstance(exc, ImportError) else (exc.__cause__ or exc.__context__)
+            name = getattr(cause, "name", None)
+            if not name:
+                return f"{module} cannot be imported: {type(exc).__name__}: {exc}"
+            top = name.split(".")[0]
+            dist = _DISTRIBUTIONS.get(top, top)
+            return f"{module} cannot be imported: module {name!r} is missing (the {dist} package)"
+    return None
 
 
 class TritonSession(Session):
@@ -194,12 +220,9 @@ class TritonBackend(Backend):
     def availability(self, context=None):
         from genrec_bench.backends.triton_server import server
 
-        missing = [m for m in CLIENT_DEPS[self.protocol] if importlib.util.find_spec(m) is None]
+        missing = missing_client(self.protocol)
         if missing:
-            return False, (
-                f"{', '.join(missing)} not installed; pip install 'tritonclient[grpc,http]' "
-                f"(the `serving` extra)"
-            )
+            return False, f"{missing}; pip install 'tritonclient[grpc,http]' (the `serving` extra)"
         if triton_url(context):
             return True, ""
         try:

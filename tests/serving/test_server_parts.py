@@ -127,3 +127,35 @@ def test_stubs_left_by_a_crashed_server_are_killed_past_sigterm_and_only_ours(tm
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+
+
+def _without(monkeypatch, module: str) -> None:
+    """`module` unimportable, and every tritonclient module imported afresh (restored after the test)."""
+    import sys
+
+    for name in [n for n in sys.modules if n == "tritonclient" or n.startswith("tritonclient.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)
+
+
+@pytest.mark.parametrize(
+    "protocol,module,words",
+    [
+        # tritonclient installed without its grpc extra's python-rapidjson: it raises its own RuntimeError
+        (
+            "grpc",
+            "rapidjson",
+            "tritonclient.grpc cannot be imported: module 'rapidjson' is missing (the "
+            "python-rapidjson package)",
+        ),
+        # the server's control plane is HTTP for gRPC cells too
+        ("grpc", "geventhttpclient", "tritonclient.http cannot be imported: module 'geventhttpclient'"),
+        ("http", "aiohttp", "tritonclient.http.aio cannot be imported: module 'aiohttp'"),
+        ("http", "tritonclient", "tritonclient.http cannot be imported: module 'tritonclient"),
+        ("http", "tritonclient", "is missing (the tritonclient package)"),
+    ],
+)
+def test_a_client_missing_a_dependency_makes_the_backend_unavailable(monkeypatch, protocol, module, words):
+    _without(monkeypatch, module)
+    ok, why = get_backend(f"triton-{protocol}").availability()
+    assert not ok and words in why and "pip install 'tritonclient[grpc,http]'" in why, why
