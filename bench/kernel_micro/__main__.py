@@ -12,12 +12,11 @@ first checked against the fp32 reference, so a wrong kernel is never timed.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import torch
 
-from genrec_bench.bench.kernel_micro.common import hbm_copy_gbps, machine
+from genrec_bench.bench.kernel_micro.common import parse, write
 from genrec_bench.bench.kernel_micro.interaction import bench_interaction
 from genrec_bench.bench.kernel_micro.jagged_pooling import bench_jagged
 
@@ -27,18 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m genrec_bench.bench.kernel_micro", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
     parser.add_argument("--ops", default="interaction,jagged_pooling", help="comma-separated ops to run")
-    parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
-    parser.add_argument("--quick", action="store_true", help="one small shape per op (a smoke run)")
-    args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
-        print("bench.kernel_micro needs a CUDA device; none is present", file=sys.stderr)
+    parsed = parse(parser, argv)
+    if parsed is None:
         return 2
+    args, info, hbm = parsed
     ops = set(args.ops.split(","))
-    info = machine()
-    hbm = hbm_copy_gbps(2**28 if args.quick else 2**30)
-    print(f"{info}\nHBM device-to-device copy: {hbm['gbps']:.0f} GB/s", flush=True)
     records: list[dict] = []
     if "interaction" in ops:
         shapes = (
@@ -65,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         for i, (b, n, d, v, dt, mode) in enumerate(shapes):
             records += bench_jagged(b, n, d, v, dt, mode, hbm["gbps"], sweep=args.sweep and i == 0)
-    with open(args.json, "w") as fh:
-        json.dump({"machine": info, "hbm_copy": hbm, "records": records}, fh, indent=1)
-    print(f"wrote {len(records)} records to {args.json}")
+    write(args.json, info, hbm, records)
     return 0
 
 

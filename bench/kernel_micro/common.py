@@ -1,13 +1,16 @@
 """What every kernel micro-benchmark shares: timing over rotating inputs (CUDA events via triton's do_bench,
-statistics by bench.stats), the HBM ceiling measured in the run, the check against the fp32 reference before
-anything is timed, and the record each provider gets."""
+statistics by bench.stats), the HBM ceiling measured in the run, each provider checked before it is timed
+(run_providers), the record each provider gets, and the command line (parse, write)."""
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import itertools
+import json
 import math
 import platform
+import sys
 from collections.abc import Callable
 
 import torch
@@ -15,6 +18,9 @@ import torch
 from genrec_bench.bench.stats import percentile, thin
 from genrec_bench.kernels.tolerances import tolerance
 
+#: Where every micro-benchmark makes its inputs; only the tests' dry runs (CPU, Triton's interpreter, timing
+#: stubbed) change it.
+DEVICE = "cuda"
 L2_BYTES = 50 * 2**20  # H100; inputs are rotated over at least 4× this
 STORED_SAMPLES = 1000  # per-call samples a record keeps (evenly thinned), for the history's significance test
 
@@ -117,65 +123,126 @@ def record(op, provider, shape, dtype, nbytes, hbm_gbps, timed: dict, same_bytes
     }
 
 
-def check(got: torch.Tensor, want: torch.Tensor, dtype: torch.dtype, terms: int, what: str) -> str | None:
-    """None when ``got`` matches the fp32 reference, else why not (the provider is then not timed)."""
-    try:
-        torch.testing.assert_close(got, want, **tolerance(dtype, terms=terms))
-    except AssertionError as exc:
-        print(f"{what} disagrees with the fp32 reference; not timing it\n{exc}", flush=True)
-        return str(exc).splitlines()[0]
-    return None
+def line(r: dict) -> str:
+    """One printed row of a record (TFLOP/s where the op counts FLOPs)."""
+    if "error" in r:
+        return f"{r['op']:<15} {r['provider']:<48} ERROR {r['error']}"
+    flops = f" {r['tflops']:>7.1f} TFLOP/s" if "tflops" in r else ""
+    return (
+        f"{r['op']:<15} {r['provider']:<48} {r['dtype']:<9} {r['median_us']:>9.2f} us "
+        f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}]{flops} {r['gbps']:>6.0f} GB/s "
+        f"{100 * r['hbm_fraction']:5.1f}% HBM ({r['timing_mode']}; launches {r['launch_median_us']:.1f}; "
+        f"same-bytes copy {r['same_bytes_copy_us']:.2f} us)"
+    )
+
+
+def reference_check(want: torch.Tensor, dtype: torch.dtype, terms: int) -> Callable:
+    """A provider check (see run_providers): the output on the first input copy matches the fp32 reference
+    ``want`` within the dtype's tolerance for sums of ``terms`` products."""
+
+    def check(out, args):
+        torch.testing.assert_close(out, want, **tolerance(dtype, terms=terms))
+
+    return check
+
+
+#: Provider-name prefixes to run (``--providers``); empty: all of them.
+SELECTED: tuple[str, ...] = ()
+
+
+def select(prefixes: str) -> None:
+    """Run only providers whose names start with one of these comma-separated prefixes ("" runs all)."""
+    global SELECTED
+    SELECTED = tuple(p for p in prefixes.split(",") if p)
 
 
 def run_providers(
-    op: str,
-    providers: dict,
-    inputs: list,
-    want,
-    *,
-    dtype,
-    check_size: int,
-    shape: dict,
-    nbytes: int,
-    hbm_gbps: float,
-    autotuned,
+    op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, hbm_gbps, flops=None
 ) -> list[dict]:
-    """Check every provider against `want`, then time the ones that agree; a wrong one is recorded, not
-    timed."""
+    """Check, then time, each provider on the input copies; ``checks[name](out, args)`` raises
+    AssertionError when its output on the first copy is wrong (a provider without one is timed unchecked). A
+    wrong provider, or one that cannot run here (a compile error, flash SDPA refusing a shape), is recorded
+    with why, not timed. ``flops`` (the op's own count) adds FLOPs and TFLOP/s to each record."""
     same_bytes = copy_us(nbytes)
     records = []
     for name, fn in providers.items():
-        error = check(fn(*inputs[0]), want, dtype, check_size, f"{op} {name}")
-        if error:
-            records.append({"op": op, "provider": name, "shape": shape, "error": error})
+        if SELECTED and not name.startswith(SELECTED):
             continue
-        records.append(
-            record(
-                op,
-                name,
-                shape,
-                dtype,
-                nbytes,
-                hbm_gbps,
-                time_op(fn, inputs),
-                same_bytes,
-                input_copies=len(inputs),
-            )
+        check = checks.get(name)
+        try:
+            out = fn(*inputs[0])
+            if check is not None:
+                check(out, inputs[0])
+        except Exception as exc:  # noqa: BLE001 - a wrong or failing provider must not end the run
+            print(f"{op} {name}: not timed\n{type(exc).__name__}: {exc}", flush=True)
+            records.append({"op": op, "provider": name, "shape": shape, "error": str(exc).splitlines()[0]})
+            continue
+        timed = time_op(fn, inputs)
+        counted = (
+            {}
+            if flops is None
+            else {"flops": flops, "tflops": round(flops / timed["timing"]["median_us"] / 1e6, 2)}
         )
-        print(line(records[-1]), flush=True)
-    tuned = getattr(autotuned, "best_config", None)
-    if tuned is not None and "error" not in records[0]:
-        records[0]["config"] = str(tuned)
+        rec = record(
+            op,
+            name,
+            shape,
+            dtype,
+            nbytes,
+            hbm_gbps,
+            timed,
+            same_bytes,
+            **counted,
+            checked=check is not None,
+            input_copies=len(inputs),
+        )
+        records.append(rec)
+        print(line(rec), flush=True)
     return records
 
 
-def line(r: dict) -> str:
-    return (
-        f"{r['op']:<15} {r['provider']:<48} {r['dtype']:<9} {r['median_us']:>9.2f} us "
-        f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}] ({r['timing_mode']}; launches {r['launch_median_us']:.2f})"
-        f"  {r['gbps']:>5.0f} GB/s {100 * r['hbm_fraction']:5.1f}% HBM  floor {r['floor_us']:.2f} us,"
-        f" same-bytes copy {r['same_bytes_copy_us']:.2f} us"
+def note_config(records: list[dict], autotuned) -> None:
+    """Add the config autotune chose to the autotuned provider's record."""
+    tuned = getattr(autotuned, "best_config", None)
+    for r in records:
+        if r["provider"] == "triton" and "error" not in r and tuned is not None:
+            r["config"] = str(tuned)
+
+
+def start(prog: str, quick: bool) -> tuple[dict, dict] | None:
+    """(machine info, HBM copy ceiling) for a run, or None (and a message) without a CUDA device."""
+    if not torch.cuda.is_available():
+        print(f"{prog} needs a CUDA device; none is present", file=sys.stderr)
+        return None
+    info = machine()
+    hbm = hbm_copy_gbps(2**28 if quick else 2**30)
+    print(f"{info}\nHBM device-to-device copy: {hbm['gbps']:.0f} GB/s", flush=True)
+    return info, hbm
+
+
+def write(path: str, info: dict, hbm: dict, records: list[dict]) -> None:
+    """The run's JSON: machine, HBM ceiling and records (what `reports history add` reads)."""
+    with open(path, "w") as fh:
+        json.dump({"machine": info, "hbm_copy": hbm, "records": records}, fh, indent=1)
+    print(f"wrote {len(records)} records to {path}")
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """The options every micro-benchmark shares, parsed: (args, machine info, HBM ceiling), or None without
+    CUDA."""
+    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
+    parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
+    parser.add_argument("--quick", action="store_true", help="a small shape (a smoke run)")
+    parser.add_argument(
+        "--providers",
+        default="",
+        metavar="PREFIXES",
+        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)",
     )
+    args = parser.parse_args(argv)
+    select(args.providers)
+    started = start(parser.prog, args.quick)
+    return None if started is None else (args, *started)
 
 
 def machine() -> dict:

@@ -19,17 +19,15 @@ timed.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
 import torch
 import torch.nn.functional as F
 
+from genrec_bench.bench.kernel_micro import common
 from genrec_bench.bench.kernel_micro.common import copies as _copies
-from genrec_bench.bench.kernel_micro.common import copy_us, hbm_copy_gbps, machine
-from genrec_bench.bench.kernel_micro.common import record as _record
-from genrec_bench.bench.kernel_micro.common import time_op as _time
+from genrec_bench.bench.kernel_micro.common import note_config, parse, run_providers, write
 from genrec_bench.kernels.hstu_attention import (
     assert_within_bound,
     hstu_attention,
@@ -39,9 +37,6 @@ from genrec_bench.kernels.hstu_attention import (
     jagged_positions,
     paged_caches_from_jagged,
 )
-
-#: Where the inputs live; only the tests' dry run (CPU, Triton's interpreter, timing stubbed) changes it.
-DEVICE = "cuda"
 
 
 def workload_lengths(model: str, phase: str, batch: int, seq_len: int, seed: int = 1234) -> torch.Tensor:
@@ -76,88 +71,23 @@ def _padded(x: torch.Tensor, user, pos, batch: int, width: int) -> torch.Tensor:
     return out.transpose(1, 2).contiguous()
 
 
-def line(r: dict) -> str:
-    """One printed row of a record."""
-    if "error" in r:
-        return f"{r['op']:<14} {r['provider']:<44} ERROR {r['error']}"
-    return (
-        f"{r['op']:<14} {r['provider']:<44} {r['dtype']:<8} {r['median_us']:>9.2f} us "
-        f"[{r['p20_us']:.2f}, {r['p80_us']:.2f}] {r['tflops']:>7.1f} TFLOP/s {r['gbps']:>6.0f} GB/s "
-        f"({r['timing_mode']}; launches {r['launch_median_us']:.1f})"
-    )
-
-
-#: Provider-name prefixes to run (``--providers``); empty: all of them.
-SELECTED: tuple[str, ...] = ()
-
-
-def run_providers(
-    op, providers: dict, checks: dict, inputs, *, shape, dtype, nbytes, flops, hbm_gbps
-) -> list[dict]:
-    """Check, then time, each provider; ``checks[name]`` raises AssertionError when its output is wrong. A
-    wrong provider, or one that cannot run here (e.g. flash SDPA refusing a shape), is recorded with why, not
-    timed."""
-    same_bytes = copy_us(nbytes)
-    records = []
-    for name, fn in providers.items():
-        if SELECTED and not name.startswith(SELECTED):
-            continue
-        check = checks.get(name)
-        try:
-            out = fn(*inputs[0])
-            if check is not None:
-                check(out, inputs[0])
-        except (
-            Exception
-        ) as exc:  # a wrong or failing provider (compile error, refused shape) must not end the run
-            print(f"{op} {name}: not timed\n{type(exc).__name__}: {exc}", flush=True)
-            records.append({"op": op, "provider": name, "shape": shape, "error": str(exc).splitlines()[0]})
-            continue
-        timed = _time(fn, inputs)
-        rec = _record(
-            op,
-            name,
-            shape,
-            dtype,
-            nbytes,
-            hbm_gbps,
-            timed,
-            same_bytes,
-            flops=flops,
-            tflops=round(flops / timed["timing"]["median_us"] / 1e6, 2),
-            checked=check is not None,
-            input_copies=len(inputs),
-        )
-        records.append(rec)
-        print(line(rec), flush=True)
-    return records
-
-
-def note_config(records: list[dict], autotuned) -> None:
-    """Add the config autotune chose to the autotuned provider's record."""
-    tuned = getattr(autotuned, "best_config", None)
-    for r in records:
-        if r["provider"] == "triton" and "error" not in r and tuned is not None:
-            r["config"] = str(tuned)
-
-
 def bench_prefill(lengths, heads, head_dim, dtype, hbm_gbps, *, sweep: bool) -> list[dict]:
     """One layer of causal HSTU attention: Triton jagged vs the padded torch forms and flash SDPA."""
     from genrec_bench.kernels.hstu_attention import triton as impl
 
     batch, width = lengths.numel(), int(lengths.max())
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=DEVICE)
-    offsets[1:] = torch.cumsum(lengths.to(DEVICE), 0)
+    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=common.DEVICE)
+    offsets[1:] = torch.cumsum(lengths.to(common.DEVICE), 0)
     total, dim = int(offsets[-1]), heads * head_dim
     user, pos = jagged_positions(offsets, total)
-    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    gen = torch.Generator(device=common.DEVICE).manual_seed(0)
     scale = 1.0 / math.sqrt(head_dim)
-    steps = torch.arange(width, device=DEVICE)
+    steps = torch.arange(width, device=common.DEVICE)
     mask = (steps[None, :] <= steps[:, None]).view(1, 1, width, width)
     count = (steps + 1).to(dtype).view(1, 1, width, 1)
 
     def make(_):
-        projection = torch.randn(total, 4 * dim, device=DEVICE, generator=gen).to(dtype)
+        projection = torch.randn(total, 4 * dim, device=common.DEVICE, generator=gen).to(dtype)
         q, k, v = (projection[:, i * dim : (i + 1) * dim].view(total, heads, head_dim) for i in (2, 3, 1))
         return (q, k, v, *(_padded(t, user, pos, batch, width) for t in (q, k, v)))
 
@@ -217,26 +147,26 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
     from genrec_bench.kernels.hstu_attention import decode_triton as impl
 
     batch, width = lengths.numel(), int(lengths.max()) + 1
-    lengths = lengths.to(DEVICE)
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=DEVICE)
+    lengths = lengths.to(common.DEVICE)
+    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=common.DEVICE)
     offsets[1:] = torch.cumsum(lengths, 0)
     total, dim = int(offsets[-1]), heads * head_dim
-    gen = torch.Generator(device=DEVICE).manual_seed(1)
+    gen = torch.Generator(device=common.DEVICE).manual_seed(1)
     scale = 1.0 / math.sqrt(head_dim)
-    slots = torch.arange(width + 1, device=DEVICE)
+    slots = torch.arange(width + 1, device=common.DEVICE)
     mask = ((slots[None, :] < lengths[:, None]) | (slots[None, :] == width)).view(batch, 1, 1, width + 1)
     count = (lengths + 1).to(dtype).view(batch, 1, 1, 1)
 
     def make(_):
         history = [
             [
-                torch.randn(total, heads, head_dim, device=DEVICE, generator=gen).to(dtype)
+                torch.randn(total, heads, head_dim, device=common.DEVICE, generator=gen).to(dtype)
                 for _ in range(layers)
             ]
             for _ in range(2)
         ]
         k_cache, v_cache = paged_caches_from_jagged(*history, offsets, lengths, width=width)
-        projection = torch.randn(layers, batch, 4 * dim, device=DEVICE, generator=gen).to(dtype)
+        projection = torch.randn(layers, batch, 4 * dim, device=common.DEVICE, generator=gen).to(dtype)
         q, k, v = (
             projection[..., i * dim : (i + 1) * dim].view(layers, batch, heads, head_dim) for i in (2, 3, 1)
         )
@@ -340,48 +270,6 @@ def bench_decode(lengths, layers, heads, head_dim, dtype, hbm_gbps, *, sweep: bo
     )
     note_config(records, impl.hstu_decode_autotuned)
     return records
-
-
-def select(prefixes: str) -> None:
-    """Run only providers whose names start with one of these comma-separated prefixes ("" runs all)."""
-    global SELECTED
-    SELECTED = tuple(p for p in prefixes.split(",") if p)
-
-
-def start(prog: str, quick: bool) -> tuple[dict, dict] | None:
-    """(machine info, HBM copy ceiling) for a run, or None (and a message) without a CUDA device."""
-    if not torch.cuda.is_available():
-        print(f"{prog} needs a CUDA device; none is present", file=sys.stderr)
-        return None
-    info = machine()
-    hbm = hbm_copy_gbps(2**28 if quick else 2**30)
-    print(f"{info}\nHBM device-to-device copy: {hbm['gbps']:.0f} GB/s", flush=True)
-    return info, hbm
-
-
-def write(path: str, info: dict, hbm: dict, records: list[dict]) -> None:
-    """The run's JSON: machine, HBM ceiling and records, as bench/kernel_micro/common.py writes them."""
-    with open(path, "w") as fh:
-        json.dump({"machine": info, "hbm_copy": hbm, "records": records}, fh, indent=1)
-    print(f"wrote {len(records)} records to {path}")
-
-
-def parse(parser: argparse.ArgumentParser, argv: list[str] | None):
-    """The options both micro-benchmarks share, parsed: (args, machine info, HBM ceiling), or None without
-    CUDA."""
-    parser.add_argument("--json", required=True, metavar="OUT", help="where to write the records")
-    parser.add_argument("--sweep", action="store_true", help="also time each tile config of the kernels")
-    parser.add_argument("--quick", action="store_true", help="a small shape (a smoke run)")
-    parser.add_argument(
-        "--providers",
-        default="",
-        metavar="PREFIXES",
-        help="comma-separated provider-name prefixes to run, e.g. 'triton,torch-eager' (default all)",
-    )
-    args = parser.parse_args(argv)
-    select(args.providers)
-    started = start(parser.prog, args.quick)
-    return None if started is None else (args, *started)
 
 
 def main(argv: list[str] | None = None) -> int:

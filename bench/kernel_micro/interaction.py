@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from genrec_bench.bench.kernel_micro.common import copies, run_providers
+from genrec_bench.bench.kernel_micro import common
+from genrec_bench.bench.kernel_micro.common import copies, note_config, reference_check, run_providers
 from genrec_bench.kernels.interaction import interaction, interaction_reference, tril_flat_index
 
 
@@ -22,12 +23,12 @@ def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> 
     itemsize = torch.tensor([], dtype=dtype).element_size()
     nbytes = (batch * features * dim + batch * pairs) * itemsize
     shape = {"B": batch, "F": features, "D": dim}
-    gen = torch.Generator(device="cuda").manual_seed(0)
+    gen = torch.Generator(device=common.DEVICE).manual_seed(0)
     inputs = copies(
-        lambda i: (torch.randn(batch, features, dim, device="cuda", generator=gen).to(dtype),),
+        lambda i: (torch.randn(batch, features, dim, device=common.DEVICE, generator=gen).to(dtype),),
         batch * features * dim * itemsize,
     )
-    index = tril_flat_index(features, device="cuda")
+    index = tril_flat_index(features, device=common.DEVICE)
     native = torch.compile(_native_interaction, dynamic=False)
     providers = {
         "triton": lambda x: interaction(x, kernel="triton"),
@@ -41,16 +42,10 @@ def bench_interaction(batch, features, dim, dtype, hbm_gbps, *, sweep: bool) -> 
             cfg = {**c.kwargs, "num_warps": c.num_warps, "num_stages": c.num_stages}
             name = "triton-" + "-".join(f"{k}{v}" for k, v in cfg.items())
             providers[name] = lambda x, cfg=cfg: impl.interaction_triton(x, config=cfg)
-    want = interaction_reference(inputs[0][0])
-    return run_providers(
-        "interaction",
-        providers,
-        inputs,
-        want,
-        dtype=dtype,
-        check_size=dim,
-        shape=shape,
-        nbytes=nbytes,
-        hbm_gbps=hbm_gbps,
-        autotuned=impl.interaction_autotuned,
+    check = reference_check(interaction_reference(inputs[0][0]), dtype, terms=dim)
+    checks = dict.fromkeys(providers, check)  # the compiled fp32 reference too: inductor may differ
+    records = run_providers(
+        "interaction", providers, checks, inputs, shape=shape, dtype=dtype, nbytes=nbytes, hbm_gbps=hbm_gbps
     )
+    note_config(records, impl.interaction_autotuned)
+    return records

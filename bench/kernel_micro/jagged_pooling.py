@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import torch
 
-from genrec_bench.bench.kernel_micro.common import run_providers
+from genrec_bench.bench.kernel_micro import common
+from genrec_bench.bench.kernel_micro.common import note_config, reference_check, run_providers
 from genrec_bench.kernels.jagged_pooling import jagged_pooling, jagged_pooling_reference
 
 
 def _jagged_inputs(batch, mean_length, dim, items, dtype, seed):
-    gen = torch.Generator(device="cuda").manual_seed(seed)
+    gen = torch.Generator(device=common.DEVICE).manual_seed(seed)
     # Lengths uniform in [0, 2·mean]: jagged, with empty rows, averaging mean_length.
-    lengths = torch.randint(0, 2 * mean_length + 1, (batch,), device="cuda", generator=gen)
-    offsets = torch.zeros(batch + 1, dtype=torch.int64, device="cuda")
+    lengths = torch.randint(0, 2 * mean_length + 1, (batch,), device=common.DEVICE, generator=gen)
+    offsets = torch.zeros(batch + 1, dtype=torch.int64, device=common.DEVICE)
     offsets[1:] = torch.cumsum(lengths, 0)
-    values = torch.randint(0, items, (int(offsets[-1]),), device="cuda", generator=gen)
+    values = torch.randint(0, items, (int(offsets[-1]),), device=common.DEVICE, generator=gen)
     return values, offsets
 
 
@@ -23,7 +24,7 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
     """Time every jagged pooling provider at one shape; ids uniform over a table far larger than L2."""
     from genrec_bench.kernels.jagged_pooling import triton as impl
 
-    table = torch.randn(items, dim, device="cuda").to(dtype)
+    table = torch.randn(items, dim, device=common.DEVICE).to(dtype)
     itemsize = table.element_size()
     inputs = [(*_jagged_inputs(batch, mean_length, dim, items, dtype, s), table) for s in range(8)]
     total = sum(v.numel() for v, _, _ in inputs) / len(inputs)
@@ -46,16 +47,17 @@ def bench_jagged(batch, mean_length, dim, items, dtype, mode, hbm_gbps, *, sweep
             providers[name] = lambda v, o, t, cfg=cfg: impl.jagged_pooling_triton(
                 v, o, t, mode=mode, config=cfg
             )
-    want = jagged_pooling_reference(*inputs[0], mode=mode)
-    return run_providers(
+    check = reference_check(jagged_pooling_reference(*inputs[0], mode=mode), dtype, terms=2 * mean_length)
+    checks = dict.fromkeys(providers, check)  # the compiled fp32 reference too: inductor may differ
+    records = run_providers(
         "jagged_pooling",
         providers,
+        checks,
         inputs,
-        want,
-        dtype=dtype,
-        check_size=2 * mean_length,
         shape=shape,
+        dtype=dtype,
         nbytes=nbytes,
         hbm_gbps=hbm_gbps,
-        autotuned=impl.jagged_pooling_autotuned,
     )
+    note_config(records, impl.jagged_pooling_autotuned)
+    return records

@@ -19,11 +19,9 @@ import sys
 
 import torch
 
-from genrec_bench.bench.kernel_micro.hstu import note_config, parse, run_providers, write
+from genrec_bench.bench.kernel_micro import common
+from genrec_bench.bench.kernel_micro.common import note_config, parse, run_providers, write
 from genrec_bench.kernels.catalogue_topk import catalogue_topk, check_topk
-
-#: Where the inputs live; only the tests' dry run (CPU, Triton's interpreter, timing stubbed) changes it.
-DEVICE = "cuda"
 
 
 def native_topk(states: torch.Tensor, table: torch.Tensor, k: int):
@@ -36,10 +34,12 @@ def bench_topk(batch, num_items, dim, k, dtype, hbm_gbps, *, sweep: bool) -> lis
     """Time every provider at one shape; the table is generated on the GPU like the model's (std d^-½)."""
     from genrec_bench.kernels.catalogue_topk import triton as impl
 
-    gen = torch.Generator(device=DEVICE).manual_seed(0)
-    table = (torch.randn(num_items, dim, device=DEVICE, generator=gen) * dim**-0.5).to(dtype)
+    gen = torch.Generator(device=common.DEVICE).manual_seed(0)
+    table = (torch.randn(num_items, dim, device=common.DEVICE, generator=gen) * dim**-0.5).to(dtype)
     # Two state batches over one table: the table (≥ 64 MB at these sizes) is past L2 on every call anyway.
-    inputs = [(torch.randn(batch, dim, device=DEVICE, generator=gen).to(dtype), table) for _ in range(2)]
+    inputs = [
+        (torch.randn(batch, dim, device=common.DEVICE, generator=gen).to(dtype), table) for _ in range(2)
+    ]
     compiled = torch.compile(native_topk, dynamic=False)
     providers = {
         "triton": lambda s, t: catalogue_topk(s, t, k, kernel="triton"),

@@ -25,3 +25,26 @@ DEVICE = "cuda" if HAS_CUDA else "cpu"
 def device() -> str:
     """The device the kernels run on in this session (session-scoped, so it is usable with @given)."""
     return DEVICE
+
+
+# do_bench's summary as common._do_bench returns it (median, p20, p80 µs and the samples).
+STUB_TIMING = {"median_us": 2.0, "p20_us": 1.9, "p80_us": 2.1, "samples_us": [1.9, 2.0, 2.1]}
+
+
+@pytest.fixture
+def micro_dry_run(monkeypatch):
+    """A kernel micro-benchmark on CPU tensors (Triton's interpreter): no CUDA graphs, no inductor, a fixed
+    'time', so every provider's check runs for real and only the timing is stubbed. Without CUDA only: on a
+    GPU run the real benchmark."""
+    if HAS_CUDA:
+        pytest.skip("a CPU dry run; on a GPU run the real micro-benchmark")
+    from genrec_bench.bench.kernel_micro import common
+
+    monkeypatch.setattr(common, "DEVICE", "cpu")
+    monkeypatch.setattr(common, "copy_us", lambda nbytes: 1.0)
+    monkeypatch.setattr(
+        common,
+        "time_op",
+        lambda fn, inputs: {"timing": STUB_TIMING, "timing_mode": "stub", "launch": STUB_TIMING},
+    )
+    monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: fn)
