@@ -12,21 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def bench_process(
-    matrix: Path | str,
-    out: Path,
-    *extra: str,
-    target: str = "bench/test_cells.py",
-    env=None,
-    timeout: float = 300,
-) -> subprocess.CompletedProcess:
-    """`pytest <target> --matrix MATRIX --benchmark-json OUT *extra` in a subprocess from the checkout's root:
-    a session of its own, so its start and teardown (the plugin's) are part of what a test sees."""
-    command = [
+def bench_command(matrix: Path | str, out: Path, *extra: str, target: str | None = None) -> list[str]:
+    """The command line `pytest [target] -q -p no:cacheprovider --matrix MATRIX --benchmark-json OUT *extra`
+    in this interpreter (no target: pytest collects from the working directory)."""
+    return [
         sys.executable,
         "-m",
         "pytest",
-        target,
+        *([target] if target else []),
         "-q",
         "-p",
         "no:cacheprovider",
@@ -36,8 +29,26 @@ def bench_process(
         str(out),
         *extra,
     ]
+
+
+def bench_process(
+    matrix: Path | str,
+    out: Path,
+    *extra: str,
+    target: str = "bench/test_cells.py",
+    env=None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess:
+    """`bench_command(...)` run to its end from the checkout's root: a session of its own, so its start and
+    teardown (the plugin's) are part of what a test sees."""
     return subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        bench_command(matrix, out, *extra, target=target),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
 
 
@@ -54,6 +65,13 @@ def _run_bench(tmp_path: Path, matrix_text: str, *extra: str):
 def bench_subprocess():
     """`bench_subprocess(matrix_path, out_json, *pytest_args, target=, env=, timeout=)`: see bench_process."""
     return bench_process
+
+
+@pytest.fixture(scope="session")
+def bench_command_line():
+    """`bench_command_line(matrix_path, out_json, *pytest_args, target=None)`: the command, for a test that
+    starts the process itself (to signal it, say); see bench_command."""
+    return bench_command
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -90,31 +89,27 @@ def hostile_project(tmp_path, backends="hostile, torch-cpu", timeout=60):
     return tmp_path
 
 
-def run(project, *args, env=None, timeout=300):
-    out = project / "out.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--matrix",
-            str(project / "m.yaml"),
-            "--benchmark-json",
-            str(out),
-            "-rfs",
-            *args,
-        ],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONPATH": str(project), **(env or {})},
-    )
-    doc = json.loads(out.read_text()) if out.exists() else None
-    return proc, {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"]} if doc else None
+@pytest.fixture
+def run(bench_command_line):
+    """`run(project, *pytest_args, env=)`: the hostile project's matrix in a pytest of its own → (process,
+    records by cell id or None)."""
+
+    def run(project, *args, env=None, timeout=300):
+        out = project / "out.json"
+        proc = subprocess.run(
+            bench_command_line(project / "m.yaml", out, "-rfs", *args),
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(project), **(env or {})},
+        )
+        doc = json.loads(out.read_text()) if out.exists() else None
+        return proc, (
+            {b["extra_info"]["cell"]["id"]: b["extra_info"] for b in doc["benchmarks"]} if doc else None
+        )
+
+    return run
 
 
 @pytest.mark.parametrize(
@@ -125,7 +120,7 @@ def run(project, *args, env=None, timeout=300):
         ("exit:timed", "its worker exited with code 3"),
     ],
 )
-def test_a_crash_fails_only_its_cell_and_a_fresh_worker_runs_the_next(tmp_path, what, words):
+def test_a_crash_fails_only_its_cell_and_a_fresh_worker_runs_the_next(tmp_path, what, words, run):
     project = hostile_project(tmp_path)
     proc, records = run(project, env={"HOSTILE": what})
     out = proc.stdout + proc.stderr
@@ -138,7 +133,7 @@ def test_a_crash_fails_only_its_cell_and_a_fresh_worker_runs_the_next(tmp_path, 
     }
 
 
-def test_a_crash_after_timing_keeps_the_measured_record_marked_failed(tmp_path):
+def test_a_crash_after_timing_keeps_the_measured_record_marked_failed(tmp_path, run):
     project = hostile_project(tmp_path)
     proc, records = run(project, env={"HOSTILE": "exit:after"})
     assert proc.returncode == 1
@@ -147,7 +142,7 @@ def test_a_crash_after_timing_keeps_the_measured_record_marked_failed(tmp_path):
     assert record["numerics"]["message"].startswith("failed after timing: its worker exited with code 3")
 
 
-def test_a_hang_is_killed_at_the_cells_timeout_with_where_it_hung(tmp_path):
+def test_a_hang_is_killed_at_the_cells_timeout_with_where_it_hung(tmp_path, run):
     project = hostile_project(tmp_path, backends="hostile", timeout=8)
     start = time.monotonic()
     proc, _ = run(project, "-k", "b2", env={"HOSTILE": "hang:first"})
@@ -157,7 +152,7 @@ def test_a_hang_is_killed_at_the_cells_timeout_with_where_it_hung(tmp_path):
     assert "in hostile" in out  # faulthandler's stack of the hung worker names the function
 
 
-def test_an_availability_check_that_raises_makes_only_its_backend_unavailable(tmp_path):
+def test_an_availability_check_that_raises_makes_only_its_backend_unavailable(tmp_path, run):
     project = hostile_project(tmp_path, backends="broken-availability, torch-cpu")
     (project / "m.yaml").write_text((project / "m.yaml").read_text().replace("isolation: worker\n", ""))
     proc, records = run(project)
@@ -170,27 +165,12 @@ def test_an_availability_check_that_raises_makes_only_its_backend_unavailable(tm
     assert len(records) == 2
 
 
-def test_sigterm_keeps_the_json_of_what_was_measured_and_leaves_nothing_behind(tmp_path):
+def test_sigterm_keeps_the_json_of_what_was_measured_and_leaves_nothing_behind(tmp_path, bench_command_line):
     project = hostile_project(tmp_path, backends="torch-cpu, hostile")  # the hanging cell runs last
     (project / "m.yaml").write_text((project / "m.yaml").read_text().replace("isolation: worker\n", ""))
     out, jsonl = project / "out.json", project / "cells.jsonl"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--matrix",
-            str(project / "m.yaml"),
-            "--benchmark-json",
-            str(out),
-            "--matrix-jsonl",
-            str(jsonl),
-            "-k",
-            "torch-cpu or b3",
-        ],
+        bench_command_line(project / "m.yaml", out, "--matrix-jsonl", str(jsonl), "-k", "torch-cpu or b3"),
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -313,7 +313,7 @@ def test_triton_url_uses_a_running_server_and_starts_none(tmp_path, run_bench):
         srv.stop()
 
 
-def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path):
+def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path, bench_command_line):
     """SIGTERM to the harness while a Triton cell is being timed: the session unwinds, the cell's session
     closes (its genrec-triton-cell-* folder goes) and the server and its stubs stop; no /dev/shm region is
     left."""
@@ -329,19 +329,7 @@ def test_sigterm_during_a_triton_cell_leaves_nothing_of_ours(tmp_path):
         "timing: {warmup_rounds: 1, rounds: 100000, min_rounds: 100000, max_time_s: 300}\n"
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "bench/test_cells.py",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--matrix",
-            str(matrix),
-            "--benchmark-json",
-            str(out),
-        ],
+        bench_command_line(matrix, out, target="bench/test_cells.py"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
